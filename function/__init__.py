@@ -1,0 +1,1 @@
+"""Serverless CIFAR-10 image classification for Knative: one functions-framework target."""

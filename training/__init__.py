@@ -1,0 +1,1 @@
+"""Reproducible training and evaluation of the shipped cifar_resnet20_v1 weights."""

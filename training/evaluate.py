@@ -1,0 +1,88 @@
+"""Top-1, per-class accuracy and confusion matrix of a parameter file on the validation split.
+
+python -m training.evaluate --data PATH --params FILE [--out DIR]
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from function.cifar10 import CLASSES, NETWORK
+from function.imaging import normalize
+from training.data import load, stratified_split
+from training.plots import plot_confusion
+
+
+def predict(net, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+    """Predicted class indices for uint8 NHWC images, in inference mode."""
+    import mxnet as mx
+
+    out = [
+        net(mx.nd.array(normalize(images[i : i + batch_size]))).argmax(axis=1)
+        for i in range(0, len(images), batch_size)
+    ]
+    return np.concatenate([o.asnumpy() for o in out]).astype(np.int32) if out else np.empty(0, np.int32)
+
+
+def scores(labels: np.ndarray, predictions: np.ndarray) -> dict:
+    """Accuracy, per-class accuracy and confusion matrix (rows: true class)."""
+    confusion = np.zeros((len(CLASSES), len(CLASSES)), dtype=np.int64)
+    np.add.at(confusion, (labels, predictions), 1)
+    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
+    return {
+        "accuracy": float(confusion.trace() / max(len(labels), 1)),
+        "per_class_accuracy": {name: round(float(acc), 4) for name, acc in zip(CLASSES, per_class, strict=True)},
+        "confusion": confusion.tolist(),
+    }
+
+
+def load_network(params: Path):
+    """A bare gluoncv network with `params` loaded, hybridized for speed."""
+    from gluoncv.model_zoo import get_model
+
+    net = get_model(NETWORK, classes=len(CLASSES))
+    net.load_parameters(str(params))
+    net.hybridize(static_alloc=True, static_shape=True)
+    return net
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="image folder, tarball, or 'cifar10'")
+    parser.add_argument("--params", type=Path, required=True)
+    parser.add_argument(
+        "--split",
+        choices=("validation", "all"),
+        default="validation",
+        help="'all' evaluates every image of --data, e.g. a held-out test folder",
+    )
+    parser.add_argument("--val-per-class", type=int, default=None, help="default: from the model card, else 500")
+    parser.add_argument("--seed", type=int, default=None, help="split seed; default: from the model card, else 0")
+    parser.add_argument("--cache", type=Path, default=Path(".cache/data"))
+    parser.add_argument("--out", type=Path, default=None, help="folder for confusion.png and evaluation.json")
+    args = parser.parse_args(argv)
+
+    card_path = args.params.with_suffix(".json")
+    card = json.loads(card_path.read_text()) if card_path.exists() else {}
+    split = card.get("validation_split", {})
+    dataset = load(args.data, args.cache)
+    indices = np.arange(len(dataset.labels))
+    if args.split == "validation":
+        per_class = args.val_per_class or split.get("per_class", 500)
+        seed = args.seed if args.seed is not None else split.get("seed", 0)
+        _, indices = stratified_split(dataset.labels, per_class, seed)
+    result = scores(dataset.labels[indices], predict(load_network(args.params), dataset.images[indices]))
+    print(f"top-1 accuracy: {result['accuracy']:.4f} on {len(indices)} images ({args.split})")
+    for name, acc in result["per_class_accuracy"].items():
+        print(f"  {name:<10} {acc:.4f}")
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        plot_confusion(np.array(result["confusion"]), args.out / "confusion.png")
+        (args.out / "evaluation.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
