@@ -57,7 +57,7 @@ class BodyLimit:
                     BodyTooLarge(f"the body has {length} bytes, over the limit of {self.limit} (MAX_BODY_BYTES)"),
                 )
         else:
-            environ["wsgi.input"] = _CappedInput(environ["wsgi.input"], self.limit, environ)
+            environ["wsgi.input"] = _CappedInput(environ["wsgi.input"], self.limit + 1, environ)
         return self.app(environ, start_response)
 
 

@@ -101,10 +101,11 @@ class ModelHolder:
             net.load_parameters(str(self.params), ctx=ctx)
             net.hybridize(static_alloc=True)
             loaded = time.perf_counter()
-            self._mx, self._ctx, self._net = mx, ctx, net
-            self.forward(np.zeros((1, INPUT_SIZE, INPUT_SIZE, 3), dtype=np.uint8))
+            self._mx, self._ctx = mx, ctx
+            self._forward(net, np.zeros((1, INPUT_SIZE, INPUT_SIZE, 3), dtype=np.uint8))
             self.times = LoadTimes(imported - started, loaded - imported, time.perf_counter() - loaded)
             self.device = "gpu" if ctx.device_type == "gpu" else "cpu"
+            self._net = net  # published last: ready means loaded and warmed up
             self.error = None
             self.load_count += 1
             log.info(
@@ -135,5 +136,8 @@ class ModelHolder:
 
     def forward(self, images: np.ndarray) -> np.ndarray:
         """Softmax probabilities (N x classes) for a uint8 NHWC batch, computed on the device."""
+        return self._forward(self._net, images)
+
+    def _forward(self, net, images: np.ndarray) -> np.ndarray:
         x = self._mx.nd.array(normalize(images), ctx=self._ctx)
-        return self._net(x).softmax(axis=1).asnumpy()
+        return net(x).softmax(axis=1).asnumpy()

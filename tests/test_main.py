@@ -1,0 +1,343 @@
+"""Every route of the function in-process (functions-framework's app and Flask's test client)."""
+
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+
+from function.cifar10 import CLASSES
+from tests.conftest import DATA
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def assert_prediction(body: dict, k: int = 3) -> None:
+    assert body["label"] in CLASSES
+    assert 0 < body["probability"] <= 1
+    assert len(body["top"]) == k
+    assert body["top"][0] == {"label": body["label"], "probability": body["probability"]}
+    assert body["model"] == "cifar_resnet20_v1"
+    assert body["device"] == "cpu"
+
+
+def test_tutorial_predict_json_and_text(client, jpeg: bytes) -> None:
+    response = client.post("/predict", data={"img": (io.BytesIO(jpeg), "horse.jpg")})
+    assert response.status_code == 200
+    assert_prediction(response.json)
+    text = client.post("/predict", data={"img": (io.BytesIO(jpeg), "horse.jpg")}, headers={"Accept": "text/plain"})
+    assert text.mimetype == "text/plain"
+    label, probability = response.json["label"], response.json["probability"]
+    assert text.data.decode() == f"The input picture is classified as [{label}], with probability {probability:.3f}."
+
+
+def test_raw_image_body_and_top_k(client, jpeg: bytes) -> None:
+    for content_type in ("image/jpeg", "application/octet-stream"):
+        response = client.post("/?top_k=5", data=jpeg, content_type=content_type)
+        assert response.status_code == 200, response.json
+        assert_prediction(response.json, k=5)
+
+
+def test_same_image_same_answer_across_protocols(client, jpeg: bytes) -> None:
+    raw = client.post("/", data=jpeg, content_type="image/jpeg").json
+    v1 = client.post("/v1/models/cifar10:predict", json={"instances": [{"b64": b64(jpeg)}]}).json
+    root_v1 = client.post("/", json={"instances": [{"b64": b64(jpeg)}]}).json
+    v2 = client.post(
+        "/v2/models/cifar10/infer",
+        data=json.dumps({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": [b64(jpeg)]}]}),
+    ).json
+    assert v1 == root_v1 == {"predictions": [raw]}
+    outputs = {o["name"]: o for o in v2["outputs"]}
+    assert outputs["label"]["data"] == [raw["label"]]
+    assert outputs["probability"]["data"] == [raw["probability"]]
+
+
+def test_kserve_v1_many_instances_and_tensor_instances(client) -> None:
+    images = [(DATA / f"{name}.jpg").read_bytes() for name in CLASSES]
+    response = client.post("/v1/models/cifar10:predict", json={"instances": [{"b64": b64(i)} for i in images]})
+    assert response.status_code == 200
+    assert len(response.json["predictions"]) == 10
+    tensor = np.zeros((32, 32, 3), dtype=np.uint8).tolist()
+    response = client.post("/v1/models/cifar10:predict", json={"instances": [tensor, tensor]})
+    assert response.status_code == 200 and len(response.json["predictions"]) == 2
+
+
+def test_oip_v2_uint8_tensor_and_output_selection(client) -> None:
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (2, 32, 32, 3)).tolist()
+    request = {
+        "id": "r1",
+        "inputs": [{"name": "image", "datatype": "UINT8", "shape": [2, 32, 32, 3], "data": pixels}],
+        "outputs": [{"name": "probabilities"}],
+    }
+    response = client.post("/v2/models/cifar10/infer", data=json.dumps(request), content_type="text/plain")
+    assert response.status_code == 200, response.json
+    body = response.json
+    assert body["id"] == "r1" and body["model_name"] == "cifar10"
+    (output,) = body["outputs"]
+    assert output["name"] == "probabilities" and output["shape"] == [2, 10] and output["datatype"] == "FP32"
+    assert abs(sum(output["data"][:10]) - 1) < 1e-4
+
+
+def test_oip_v2_metadata_and_health(client) -> None:
+    assert client.get("/v2").json["extensions"] == ["binary_tensor_data"]
+    meta = client.get("/v2/models/cifar10").json
+    assert meta["name"] == "cifar10"
+    assert [i["name"] for i in meta["inputs"]] == ["image"]
+    assert {o["name"] for o in meta["outputs"]} == {"label", "probability", "probabilities"}
+    client.post("/", data=(DATA / "cat.jpg").read_bytes(), content_type="image/jpeg")  # waits for the load
+    assert client.get("/v2/models/cifar10/ready").status_code == 200
+    assert client.get("/v2/health/ready").status_code == 200
+    assert client.get("/v2/health/live").status_code == 200
+    assert client.get("/v1/models/cifar10").json == {"name": "cifar10", "ready": True}
+
+
+def test_readiness_in_background_mode_turns_green(client) -> None:
+    assert client.get("/health/liveness").json == {"status": "alive"}
+    client.post("/", data=(DATA / "cat.jpg").read_bytes(), content_type="image/jpeg")
+    body = client.get("/health/readiness").json
+    assert body["status"] == "ready" and body["model"] == "ready" and body["device"] == "cpu"
+
+
+def test_first_request_mode_is_ready_before_loading(make_app) -> None:
+    client = make_app(LOAD_MODE="first-request").test_client()
+    response = client.get("/health/readiness")
+    assert response.status_code == 200
+    assert response.json["model"] == "not_loaded"
+    assert client.post("/", data=(DATA / "cat.jpg").read_bytes(), content_type="image/jpeg").status_code == 200
+    assert client.get("/health/readiness").json["model"] == "ready"
+
+
+def test_broken_parameters_answer_503_and_stay_red(make_app, tmp_path) -> None:
+    broken = tmp_path / "broken.params"
+    broken.write_bytes(b"not parameters")
+    client = make_app(MODEL_PARAMS=str(broken)).test_client()
+    response = client.post("/", data=(DATA / "cat.jpg").read_bytes(), content_type="image/jpeg")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    assert response.json["error"]["code"] == "model_unavailable"
+    assert str(broken) in response.json["error"]["message"]
+    readiness = client.get("/health/readiness")
+    assert readiness.status_code == 503 and str(broken) in readiness.json["error"]
+    assert client.get("/health/liveness").status_code == 200
+
+
+def cloudevent_headers(**extra: str) -> dict[str, str]:
+    return {
+        "ce-specversion": "1.0",
+        "ce-id": "evt-1",
+        "ce-source": "/test/camera",
+        "Prefer": "reply",
+        "ce-type": "dev.cifar10.classify.request",
+        **extra,
+    }
+
+
+def test_cloudevent_binary_image_replies_in_binary_mode(client, jpeg: bytes) -> None:
+    response = client.post("/", data=jpeg, headers=cloudevent_headers(), content_type="image/jpeg")
+    assert response.status_code == 200
+    assert response.headers["ce-type"] == "dev.cifar10.classify.response"
+    assert response.headers["ce-source"] == "/knative/cifar10-function"
+    assert response.headers["ce-requestid"] == "evt-1"
+    assert response.headers["ce-id"] != "evt-1"
+    assert response.mimetype == "application/json"
+    assert_prediction(response.json)
+
+
+def test_cloudevent_binary_json_data(client, jpeg: bytes) -> None:
+    one = client.post(
+        "/", data=json.dumps({"b64": b64(jpeg)}), headers=cloudevent_headers(), content_type="application/json"
+    )
+    assert one.status_code == 200 and one.json["label"] in CLASSES
+    many = client.post(
+        "/",
+        data=json.dumps({"instances": [{"b64": b64(jpeg)}] * 3}),
+        headers=cloudevent_headers(),
+        content_type="application/json",
+    )
+    assert many.status_code == 200 and len(many.json["predictions"]) == 3
+
+
+def test_cloudevent_structured_replies_structured(client, jpeg: bytes) -> None:
+    event = {
+        "specversion": "1.0",
+        "id": "evt-2",
+        "source": "/test",
+        "type": "dev.cifar10.classify.request",
+        "subject": "frame-7",
+        "data_base64": b64(jpeg),
+    }
+    response = client.post("/", data=json.dumps(event), content_type="application/cloudevents+json")
+    assert response.status_code == 200
+    assert response.mimetype == "application/cloudevents+json"
+    reply = response.json
+    assert reply["type"] == "dev.cifar10.classify.response" and reply["requestid"] == "evt-2"
+    assert reply["subject"] == "frame-7"
+    assert_prediction(reply["data"])
+    event = {**event, "datacontenttype": "application/json", "data": {"b64": b64(jpeg)}}
+    del event["data_base64"]
+    assert client.post("/", data=json.dumps(event), content_type="application/cloudevents+json").status_code == 200
+
+
+def test_cloudevent_without_reply_answers_202(make_app, jpeg: bytes) -> None:
+    client = make_app(CLOUDEVENT_REPLY="false").test_client()
+    response = client.post("/", data=jpeg, headers=cloudevent_headers(), content_type="image/jpeg")
+    assert response.status_code == 202 and response.data == b""
+
+
+def test_cloudevent_of_the_reply_type_is_refused_as_a_loop(client, jpeg: bytes) -> None:
+    headers = cloudevent_headers(**{"ce-type": "dev.cifar10.classify.response"})
+    response = client.post("/", data=jpeg, headers=headers, content_type="image/jpeg")
+    assert response.status_code == 400 and "loop" in response.json["error"]["message"]
+
+
+BAD_REQUESTS = [
+    # (method, path, kwargs, status, code)
+    ("post", "/", {"data": b"", "content_type": "image/jpeg"}, 400, "empty_body"),
+    ("post", "/", {"data": b"hello", "content_type": "image/png"}, 400, "invalid_image"),
+    ("post", "/", {"data": (DATA / "cat.jpg").read_bytes()[:300], "content_type": "image/jpeg"}, 400, "invalid_image"),
+    ("post", "/", {"data": b"hello", "content_type": "text/plain"}, 415, "unsupported_media_type"),
+    ("post", "/", {"data": b"hello"}, 415, "unsupported_media_type"),
+    ("post", "/", {"data": b"{nope", "content_type": "application/json"}, 400, "invalid_json"),
+    ("post", "/", {"json": {"instances": [{"b64": "***"}]}}, 400, "invalid_base64"),
+    ("post", "/", {"json": {"instances": []}}, 400, "invalid_request"),
+    ("post", "/", {"json": {"instances": [{"b64": "aGVsbG8="}] * 65}}, 413, "too_many_images"),
+    ("post", "/", {"json": {"images": []}}, 400, "invalid_request"),
+    ("post", "/", {"json": {"instances": [[[1, 2]]]}}, 400, "invalid_request"),
+    (
+        "post",
+        "/?top_k=11",
+        {"data": (DATA / "cat.jpg").read_bytes(), "content_type": "image/jpeg"},
+        400,
+        "invalid_request",
+    ),
+    ("post", "/predict", {"data": {"image": (io.BytesIO(b"x"), "x.jpg")}}, 400, "invalid_request"),
+    ("post", "/predict", {"data": b"raw", "content_type": "image/jpeg"}, 415, "unsupported_media_type"),
+    (
+        "post",
+        "/predict",
+        {"data": b"--b\r\ngarbage", "content_type": "multipart/form-data; boundary=b"},
+        400,
+        "invalid_request",
+    ),
+    (
+        "post",
+        "/",
+        {"data": b"x", "content_type": "image/jpeg", "headers": {"ce-specversion": "1.0"}},
+        400,
+        "invalid_cloudevent",
+    ),
+    (
+        "post",
+        "/",
+        {
+            "data": b"x",
+            "content_type": "image/jpeg",
+            "headers": {"ce-specversion": "0.9", "ce-id": "1", "ce-source": "/s", "ce-type": "t"},
+        },
+        400,
+        "invalid_cloudevent",
+    ),
+    ("post", "/", {"data": b"{}", "content_type": "application/cloudevents+json"}, 400, "invalid_cloudevent"),
+    ("post", "/", {"data": b"[]", "content_type": "application/cloudevents-batch+json"}, 415, "unsupported_media_type"),
+    (
+        "post",
+        "/",
+        {
+            "data": json.dumps({"specversion": "1.0", "id": "1", "source": "/s", "type": "t", "data_base64": "!!!"}),
+            "content_type": "application/cloudevents+json",
+        },
+        400,
+        "invalid_request",
+    ),  # the SDK decodes this base64 leniently, to no data
+    (
+        "post",
+        "/",
+        {
+            "data": b"hi",
+            "content_type": "text/plain",
+            "headers": {"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/s", "ce-type": "t"},
+        },
+        415,
+        "unsupported_media_type",
+    ),
+    ("post", "/v2/models/cifar10/infer", {"data": b"{}"}, 400, "invalid_request"),
+    (
+        "post",
+        "/v2/models/cifar10/infer",
+        {"data": json.dumps({"inputs": [{"name": "image", "datatype": "FP32", "shape": [1], "data": [1.0]}]})},
+        400,
+        "invalid_request",
+    ),
+    (
+        "post",
+        "/v2/models/cifar10/infer",
+        {
+            "data": json.dumps(
+                {"inputs": [{"name": "image", "datatype": "UINT8", "shape": [1, 32, 32, 3], "data": [300] * 3072}]}
+            )
+        },
+        400,
+        "invalid_request",
+    ),
+    (
+        "post",
+        "/v2/models/cifar10/infer",
+        {"data": json.dumps({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [2], "data": ["aGVsbG8="]}]})},
+        400,
+        "invalid_request",
+    ),
+    (
+        "post",
+        "/v2/models/cifar10/infer",
+        {
+            "data": json.dumps(
+                {
+                    "inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": ["aGVsbG8="]}],
+                    "outputs": [{"name": "colour"}],
+                }
+            )
+        },
+        400,
+        "invalid_request",
+    ),
+    ("get", "/nowhere", {}, 404, "not_found"),
+    ("get", "/v2/models/imagenet", {}, 404, "not_found"),
+    ("get", "/predict", {}, 405, "method_not_allowed"),
+    ("delete", "/", {}, 405, "method_not_allowed"),
+]
+
+
+@pytest.mark.parametrize(
+    "method, path, kwargs, status, code", BAD_REQUESTS, ids=[f"{m} {p} {s} {c}" for m, p, _, s, c in BAD_REQUESTS]
+)
+def test_bad_input_gets_a_json_error(client, method, path, kwargs, status, code) -> None:
+    response = getattr(client, method)(path, **kwargs)
+    assert response.status_code == status, response.data
+    assert response.mimetype == "application/json"
+    assert response.json["error"]["code"] == code
+    assert response.json["error"]["message"]
+
+
+def test_wrong_method_names_the_allowed_ones(client) -> None:
+    assert client.get("/predict").headers["Allow"] == "POST"
+
+
+def test_pixel_limit_and_body_limit_are_413(make_app) -> None:
+    from PIL import Image
+
+    from tests.conftest import encode
+
+    client = make_app(MAX_IMAGE_PIXELS="10000", MAX_BODY_BYTES="20000").test_client()
+    big = encode(Image.new("RGB", (200, 200), (1, 2, 3)), "PNG")
+    assert client.post("/", data=big, content_type="image/png").json["error"]["code"] == "image_too_large"
+    response = client.post("/", data=b"\xff" * 30000, content_type="image/jpeg")
+    assert response.status_code == 413 and response.json["error"]["code"] == "body_too_large"
+
+
+def test_service_info_lists_routes(client) -> None:
+    routes = client.get("/").json["routes"]
+    assert "/predict" in routes and "/v2/models/cifar10/infer" in routes

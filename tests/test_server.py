@@ -1,0 +1,191 @@
+"""The real server process (functions-framework CLI, gunicorn) on 127.0.0.1."""
+
+import base64
+import json
+import re
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import requests
+
+from function.cifar10 import CLASSES
+from tests.conftest import DATA
+
+
+def images() -> dict[str, bytes]:
+    return {name: (DATA / f"{name}.jpg").read_bytes() for name in CLASSES}
+
+
+def test_every_request_form(server) -> None:
+    jpeg = images()["horse"]
+    tutorial = requests.post(f"{server.url}/predict", files={"img": ("horse.jpg", jpeg, "image/jpeg")}, timeout=10)
+    assert tutorial.status_code == 200
+    expected = tutorial.json()
+    text = requests.post(
+        f"{server.url}/predict", files={"img": ("horse.jpg", jpeg)}, headers={"Accept": "text/plain"}, timeout=10
+    )
+    assert text.text.startswith(f"The input picture is classified as [{expected['label']}]")
+    raw = requests.post(server.url, data=jpeg, headers={"Content-Type": "image/jpeg"}, timeout=10)
+    assert raw.json() == expected
+    v1 = requests.post(
+        f"{server.url}/v1/models/cifar10:predict",
+        json={"instances": [{"b64": base64.b64encode(jpeg).decode()}]},
+        timeout=10,
+    )
+    assert v1.json() == {"predictions": [expected]}
+    v2 = requests.post(
+        f"{server.url}/v2/models/cifar10/infer",
+        data=json.dumps(
+            {
+                "inputs": [
+                    {"name": "image", "datatype": "BYTES", "shape": [1], "data": [base64.b64encode(jpeg).decode()]}
+                ]
+            }
+        ),
+        headers={"Content-Type": ""},
+        timeout=10,
+    )
+    assert v2.status_code == 200 and v2.json()["outputs"][0]["data"] == [expected["label"]]
+
+
+def test_cloudevents_as_a_knative_broker_sends_them(server) -> None:
+    jpeg = images()["ship"]
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-id": "b-1",
+        "ce-source": "/apis/v1/namespaces/default/brokers/default",
+        "ce-type": "dev.cifar10.classify.request",
+        "Content-Type": "image/jpeg",
+        "Prefer": "reply",
+        "ce-knativearrivaltime": "2026-11-25T10:00:00Z",
+        "traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01",
+    }
+    binary = requests.post(server.url, data=jpeg, headers=headers, timeout=10)
+    assert binary.status_code == 200
+    assert binary.headers["ce-type"] == "dev.cifar10.classify.response"
+    assert binary.headers["ce-requestid"] == "b-1"
+    assert binary.json()["label"] in CLASSES
+    event = {
+        "specversion": "1.0",
+        "id": "s-1",
+        "source": "/camera",
+        "type": "dev.cifar10.classify.request",
+        "data_base64": base64.b64encode(jpeg).decode(),
+    }
+    structured = requests.post(
+        server.url, data=json.dumps(event), headers={"Content-Type": "application/cloudevents+json"}, timeout=10
+    )
+    assert structured.status_code == 200
+    assert structured.headers["Content-Type"].startswith("application/cloudevents+json")
+    assert structured.json()["data"] == binary.json()
+
+
+def test_body_limit_by_content_length_is_413_not_500(server) -> None:
+    too_big = b"\0" * (10 * 1024 * 1024 + 1)
+    response = requests.post(server.url, data=too_big, headers={"Content-Type": "image/jpeg"}, timeout=30)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "body_too_large"
+    assert requests.get(f"{server.url}/health/liveness", timeout=5).status_code == 200
+
+
+def test_body_limit_without_content_length_is_413(server) -> None:
+    def chunks():
+        for _ in range(12):
+            yield b"\0" * (1024 * 1024)
+
+    response = requests.post(server.url, data=chunks(), headers={"Content-Type": "image/jpeg"}, timeout=30)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "body_too_large"
+    multipart = requests.post(
+        f"{server.url}/predict", data=chunks(), timeout=30, headers={"Content-Type": "multipart/form-data; boundary=x"}
+    )
+    assert multipart.status_code in (400, 413)
+    assert (
+        requests.post(server.url, data=images()["cat"], headers={"Content-Type": "image/jpeg"}, timeout=10).status_code
+        == 200
+    )
+
+
+def test_bad_inputs_never_break_the_server(server) -> None:
+    bad = [
+        ("/", b"", "image/jpeg", 400),
+        ("/", b"garbage", "image/png", 400),
+        ("/", b"x", "text/csv", 415),
+        ("/", b"{", "application/json", 400),
+        ("/predict", b"x", "image/jpeg", 415),
+        ("/v2/models/cifar10/infer", b"[1,", "", 400),
+        ("/nope", b"", "image/jpeg", 404),
+    ]
+    for path, body, content_type, status in bad:
+        response = requests.post(server.url + path, data=body, headers={"Content-Type": content_type}, timeout=10)
+        assert response.status_code == status, (path, response.text)
+        assert "error" in response.json()
+    assert requests.get(f"{server.url}/health/readiness", timeout=5).status_code == 200
+
+
+def test_tritonclient_works_unchanged(server) -> None:
+    import tritonclient.http as triton
+
+    client = triton.InferenceServerClient(server.url.removeprefix("http://"))
+    assert client.is_server_live() and client.is_model_ready("cifar10")
+    assert client.get_model_metadata("cifar10")["name"] == "cifar10"
+    jpegs = images()
+    for binary in (True, False):
+        encoded = [jpegs["cat"], jpegs["truck"]] if binary else [base64.b64encode(jpegs[n]) for n in ("cat", "truck")]
+        tensor = triton.InferInput("image", [2], "BYTES")
+        tensor.set_data_from_numpy(np.array(encoded, dtype=object), binary_data=binary)
+        result = client.infer("cifar10", [tensor])
+        labels = [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("label")]
+        assert len(labels) == 2 and all(label in CLASSES for label in labels)
+        assert result.as_numpy("probabilities").shape == (2, 10)
+    pixels = triton.InferInput("image", [1, 32, 32, 3], "UINT8")
+    pixels.set_data_from_numpy(np.zeros((1, 32, 32, 3), dtype=np.uint8))
+    assert client.infer("cifar10", [pixels]).as_numpy("probability").shape == (1,)
+
+
+def test_background_mode_gets_ready_without_any_request(start_server) -> None:
+    server = start_server(LOAD_MODE="background")
+    server.wait("/health/liveness")
+    body = server.wait("/health/readiness", 200).json()
+    assert body["model"] == "ready" and body["device"] == "cpu"
+
+
+def test_32_concurrent_first_requests_cause_one_load(start_server) -> None:
+    server = start_server(LOAD_MODE="first-request")
+    assert server.wait("/health/readiness").json()["model"] == "not_loaded"
+    jpeg = images()["frog"]
+    barrier = threading.Barrier(32)
+
+    def first_request(_: int) -> int:
+        barrier.wait()
+        return requests.post(server.url, data=jpeg, headers={"Content-Type": "image/jpeg"}, timeout=60).status_code
+
+    with ThreadPoolExecutor(32) as pool:
+        statuses = list(pool.map(first_request, range(32)))
+    assert statuses == [200] * 32
+    log = server.stop()
+    assert len(re.findall(r"model cifar_resnet20_v1 loaded", log)) == 1, log
+
+
+def test_missing_parameters_keep_the_process_up(start_server, tmp_path) -> None:
+    server = start_server(MODEL_PARAMS=str(tmp_path / "missing.params"))
+    server.wait("/health/liveness")
+    deadline = time.monotonic() + 30
+    while "error" not in (body := requests.get(f"{server.url}/health/readiness", timeout=5).json()):
+        assert body["status"] == "not_ready" and time.monotonic() < deadline
+        time.sleep(0.1)
+    assert "missing.params" in body["error"]
+    predict = requests.post(server.url, data=images()["dog"], headers={"Content-Type": "image/jpeg"}, timeout=10)
+    assert predict.status_code == 503 and "missing.params" in predict.json()["error"]["message"]
+    time.sleep(0.5)
+    assert server.process.poll() is None
+
+
+def test_sigterm_exits_cleanly(start_server) -> None:
+    server = start_server()
+    server.wait()
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(30) == 0
