@@ -37,6 +37,7 @@ test: install helm
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint --failure-threshold info Dockerfile
 
 helm: $(HELM)
 
