@@ -16,7 +16,7 @@ RELEASE ?= cifar
 export WORKERS ?= 1
 export THREADS ?= 16
 
-.PHONY: install run serve test lint train evaluate helm template image push deploy clean
+.PHONY: install run serve test lint train evaluate helm template image push deploy clean gpu-smoke
 
 install: $(VENV)/.installed
 
@@ -65,3 +65,14 @@ deploy: helm
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .cache .pytest_cache .ruff_cache
+
+# The GPU build without a GPU (about 2.5 GB of wheels): mxnet-cu112 with a stub libcuda.so.1,
+# installed and started exactly as the image does. Not part of `make test`; .ci/run runs it after.
+GPU_VENV := .venv-gpu
+gpu-smoke:
+	$(PYTHON) -m venv $(GPU_VENV)
+	$(GPU_VENV)/bin/pip install --quiet --upgrade pip
+	$(GPU_VENV)/bin/pip install --quiet --force-reinstall --no-deps .
+	$(GPU_VENV)/bin/pip install --quiet ".[gpu]"
+	$(GPU_VENV)/bin/pip uninstall --yes --quiet opencv-python
+	$(GPU_VENV)/bin/python tools/gpu_smoke.py

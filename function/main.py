@@ -10,6 +10,7 @@ or, in-process, on the first request.
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 
@@ -20,6 +21,7 @@ from function.body_limit import BodyLimit, read_body
 from function.classify import Classifier
 from function.config import Settings
 from function.errors import MethodNotAllowed, NotFound, RequestError, UnsupportedMediaType
+from function.metrics import CONTENT_TYPE, Metrics
 from function.protocols import cloudevents, kserve_v1, oip_v2, tutorial
 from function.protocols.payload import decode_all, parse_json, top_k
 from function.responses import error_response, internal_error, json_response
@@ -32,7 +34,8 @@ logging.basicConfig(
 log = logging.getLogger("function")
 
 SETTINGS = Settings.from_env()
-CLASSIFIER = Classifier(SETTINGS)
+METRICS = Metrics()
+CLASSIFIER = Classifier(SETTINGS, observe_batch=METRICS.observe_batch)
 os.register_at_fork(after_in_child=CLASSIFIER.on_worker_start)
 if flask.has_app_context():  # functions-framework loads this file inside its app's context
     flask.current_app.wsgi_app = BodyLimit(flask.current_app.wsgi_app, SETTINGS.max_body_bytes)
@@ -138,6 +141,10 @@ def model_v2(request: flask.Request) -> flask.Response:
     return json_response(oip_v2.model_metadata(SETTINGS.model_name, CLASSIFIER.model.ready))
 
 
+def metrics(request: flask.Request) -> flask.Response:
+    return flask.Response(METRICS.exposition(CLASSIFIER.model, CLASSIFIER.batcher.queued()), mimetype=CONTENT_TYPE)
+
+
 def service_info(request: flask.Request) -> flask.Response:
     return json_response(
         {"name": "cifar10-function", "version": VERSION, "model": SETTINGS.model_name, "routes": sorted(ROUTES)}
@@ -151,6 +158,7 @@ ROUTES: dict[str, dict[str, Handler]] = {
     "/predict": {"POST": predict_tutorial},
     "/health/liveness": {"GET": liveness},
     "/health/readiness": {"GET": readiness},
+    "/metrics": {"GET": metrics},
     _V1: {"GET": model_status_v1},
     f"{_V1}:predict": {"POST": predict_v1},
     "/v2": {"GET": server_v2},
@@ -162,7 +170,8 @@ ROUTES: dict[str, dict[str, Handler]] = {
 }
 
 
-def route(request: flask.Request) -> Handler:
+def route(request: flask.Request) -> tuple[str, Handler]:
+    """The route's template (the metrics label) and its handler."""
     path = request.path.rstrip("/") or "/"
     methods = ROUTES.get(path)
     if methods is None:
@@ -172,16 +181,20 @@ def route(request: flask.Request) -> Handler:
     method = "GET" if request.method == "HEAD" else request.method
     if method not in methods:
         raise MethodNotAllowed(f"{request.method} is not allowed on {path}", sorted(methods))
-    return methods[method]
+    return path, methods[method]
 
 
 @functions_framework.http
 def handle(request: flask.Request) -> flask.Response:
     """The single entry point for HTTP requests and CloudEvents."""
     CLASSIFIER.on_worker_start()
+    started, path = time.perf_counter(), "unmatched"
     try:
-        return route(request)(request)
+        path, handler = route(request)
+        response = handler(request)
     except RequestError as error:
-        return error_response(error)
-    except Exception as exc:
-        return internal_error(exc)
+        response = error_response(error)
+    except Exception as exc:  # the last line of defence answers JSON, never a stack trace
+        response = internal_error(exc)
+    METRICS.observe_request(path, request.method, response.status_code, time.perf_counter() - started)
+    return response

@@ -189,3 +189,20 @@ def test_sigterm_exits_cleanly(start_server) -> None:
     server.wait()
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(30) == 0
+
+
+def test_metrics_scraped_from_the_real_server(server) -> None:
+    requests.post(f"{server.url}/predict", files={"img": ("cat.jpg", images()["cat"])}, timeout=10)
+    requests.post(server.url, data=b"junk", headers={"Content-Type": "image/png"}, timeout=10)
+    response = requests.get(f"{server.url}/metrics", timeout=10)
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/plain")
+    text = response.text
+    assert re.search(r'cifar10_requests_total\{method="POST",route="/predict",status="200"\} [1-9]', text)
+    assert re.search(r'cifar10_requests_total\{method="POST",route="/",status="400"\} [1-9]', text)
+    assert re.search(r'cifar10_request_seconds_bucket\{le="0.1",route="/predict"\} [1-9]', text)
+    assert re.search(r"cifar10_batch_size_count [1-9]", text)
+    assert re.search(r"cifar10_queue_wait_seconds_count [1-9]", text)
+    for phase in ("imports", "parameters", "warmup"):
+        assert re.search(rf'cifar10_cold_start_seconds\{{phase="{phase}"\}} \d', text)
+    assert 'cifar10_device_info{device="cpu"} 1.0' in text
+    assert "cifar10_model_loaded 1.0" in text

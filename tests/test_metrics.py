@@ -1,0 +1,47 @@
+"""The Prometheus registry of one app, rendered in the text format."""
+
+from pathlib import Path
+
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from function.metrics import Metrics
+from function.model import ModelHolder
+
+
+def samples(text: bytes) -> dict[tuple, float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text.decode())
+        for s in family.samples
+    }
+
+
+def test_requests_batches_and_model_state(params: Path) -> None:
+    metrics = Metrics()
+    metrics.observe_request("/predict", "POST", 200, 0.012)
+    metrics.observe_request("/predict", "POST", 200, 0.020)
+    metrics.observe_request("/", "POST", 415, 0.001)
+    metrics.observe_batch(8, 0.002)
+    model = ModelHolder(params, "cpu", 30)
+    before = samples(metrics.exposition(model, queued=3))
+    assert before[("cifar10_requests_total", (("method", "POST"), ("route", "/predict"), ("status", "200")))] == 2
+    assert before[("cifar10_requests_total", (("method", "POST"), ("route", "/"), ("status", "415")))] == 1
+    assert before[("cifar10_request_seconds_count", (("route", "/predict"),))] == 2
+    assert before[("cifar10_batch_size_sum", ())] == 8
+    assert before[("cifar10_queue_images", ())] == 3
+    assert before[("cifar10_model_loaded", ())] == 0
+    model.wait(60)
+    after = samples(metrics.exposition(model, queued=0))
+    assert after[("cifar10_model_loaded", ())] == 1
+    assert after[("cifar10_device_info", (("device", "cpu"),))] == 1
+    phases = [after[("cifar10_cold_start_seconds", (("phase", p),))] for p in ("imports", "parameters", "warmup")]
+    assert all(p >= 0 for p in phases)
+    assert after[("cifar10_model_load_seconds", ())] == sum(phases)
+
+
+def test_each_app_has_its_own_registry() -> None:
+    first, second = Metrics(), Metrics()  # a second registry would raise on duplicates if they were shared
+    first.observe_request("/", "GET", 200, 0.001)
+    assert not any(name == "cifar10_requests_total" for name, _ in samples(generate_latest(second.registry)))
+    assert any(name == "cifar10_requests_total" for name, _ in samples(generate_latest(first.registry)))
