@@ -16,7 +16,7 @@ RELEASE ?= cifar
 export WORKERS ?= 1
 export THREADS ?= 16
 
-.PHONY: install run serve test lint train evaluate helm template image push deploy clean gpu-smoke
+.PHONY: install run serve test lint train evaluate helm template image push deploy clean gpu-smoke fuzz
 
 install: $(VENV)/.installed
 
@@ -38,6 +38,12 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint --failure-threshold info Dockerfile
+
+# Coverage-guided fuzzing of request parsing and decoding, bounded in time; crashes land in .cache/fuzz.
+FUZZ_SECONDS ?= 300
+fuzz: install
+	mkdir -p .cache/fuzz
+	$(BIN)/python -m tests.fuzz.fuzz_requests .cache/fuzz/corpus -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=.cache/fuzz/
 
 helm: $(HELM)
 

@@ -35,6 +35,8 @@ class Settings:
     cloudevent_reply: bool = True
     reply_type: str = "dev.cifar10.classify.response"
     reply_source: str = ""
+    dedup_cache_size: int = 1024
+    dedup_ttl_seconds: float = 600.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -69,8 +71,9 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name.upper()} must be positive")
-        if self.batch_max_delay_ms < 0:
-            raise ConfigError("BATCH_MAX_DELAY_MS must not be negative")
+        for name in ("batch_max_delay_ms", "dedup_cache_size", "dedup_ttl_seconds", "load_retry_seconds"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name.upper()} must not be negative")
         if not self.reply_type:
             raise ConfigError("REPLY_TYPE must not be empty")
 

@@ -20,6 +20,7 @@ import functions_framework
 from function.body_limit import BodyLimit, read_body
 from function.classify import Classifier
 from function.config import Settings
+from function.dedup import CachedReply, ReplyCache
 from function.errors import MethodNotAllowed, NotFound, RequestError, UnsupportedMediaType
 from function.metrics import CONTENT_TYPE, Metrics
 from function.protocols import cloudevents, kserve_v1, oip_v2, tutorial
@@ -35,6 +36,7 @@ log = logging.getLogger("function")
 
 SETTINGS = Settings.from_env()
 METRICS = Metrics()
+REPLIES = ReplyCache(SETTINGS.dedup_cache_size, SETTINGS.dedup_ttl_seconds)
 CLASSIFIER = Classifier(SETTINGS, observe_batch=METRICS.observe_batch)
 os.register_at_fork(after_in_child=CLASSIFIER.on_worker_start)
 if flask.has_app_context():  # functions-framework loads this file inside its app's context
@@ -88,17 +90,25 @@ def predict_cloudevent(request: flask.Request) -> flask.Response:
     """A CloudEvent in either mode; the reply event comes back in the same mode (or 202)."""
     k = top_k(request, SETTINGS)
     body = read_body(request, SETTINGS.max_body_bytes)
-    event, structured = cloudevents.parse(dict(request.headers), body, request.mimetype)
+    event, structured = cloudevents.parse(dict(request.headers), body, request.mimetype, SETTINGS.reply_type)
+    key = (event["source"], event["id"])
+    cached = REPLIES.get(key)
+    if cached is not None:  # a redelivery: the same reply, no second forward pass
+        METRICS.duplicates.inc()
+        return flask.Response(cached.body, status=cached.status, headers=cached.headers)
     blobs, document = cloudevents.image_payload(event, SETTINGS)
     if document is not None:
         data = kserve_v1.render(CLASSIFIER.classify(kserve_v1.images_from(document, SETTINGS)), k, CLASSIFIER.device)
     else:
         (prediction,) = CLASSIFIER.classify(decode_all(blobs, SETTINGS))
         data = prediction.as_json(k, CLASSIFIER.device)
-    if not SETTINGS.cloudevent_reply:
-        return flask.Response(status=202)
-    headers, payload = cloudevents.reply(event, data, structured, SETTINGS)
-    return flask.Response(payload, status=200, headers=headers)
+    if SETTINGS.cloudevent_reply:
+        headers, payload = cloudevents.reply(event, data, structured, SETTINGS)
+        reply = CachedReply(200, headers, payload)
+    else:
+        reply = CachedReply(202, {}, b"")
+    REPLIES.put(key, reply)
+    return flask.Response(reply.body, status=reply.status, headers=reply.headers)
 
 
 def infer_v2(request: flask.Request) -> flask.Response:

@@ -50,6 +50,9 @@ class Metrics:
         self.load_seconds = Gauge("cifar10_model_load_seconds", "Total model load time.", registry=self.registry)
         self.loaded = Gauge("cifar10_model_loaded", "1 when the model is loaded and warmed up.", registry=self.registry)
         self.device = Gauge("cifar10_device_info", "Device the model runs on.", ["device"], registry=self.registry)
+        self.duplicates = Counter(
+            "cifar10_cloudevent_duplicates", "Redelivered CloudEvents answered from the cache.", registry=self.registry
+        )
         self.queued = Gauge("cifar10_queue_images", "Images waiting for inference.", registry=self.registry)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:

@@ -155,7 +155,7 @@ def test_cloudevent_binary_json_data(client, jpeg: bytes) -> None:
     many = client.post(
         "/",
         data=json.dumps({"instances": [{"b64": b64(jpeg)}] * 3}),
-        headers=cloudevent_headers(),
+        headers=cloudevent_headers(**{"ce-id": "evt-many"}),
         content_type="application/json",
     )
     assert many.status_code == 200 and len(many.json["predictions"]) == 3
@@ -341,3 +341,23 @@ def test_pixel_limit_and_body_limit_are_413(make_app) -> None:
 def test_service_info_lists_routes(client) -> None:
     routes = client.get("/").json["routes"]
     assert "/predict" in routes and "/v2/models/cifar10/infer" in routes
+
+
+def metric(client, name: str) -> float:
+    for line in client.get("/metrics").data.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def test_redelivered_cloudevent_is_answered_from_the_cache(client, jpeg: bytes) -> None:
+    headers = cloudevent_headers(**{"ce-id": "retry-me"})
+    first = client.post("/", data=jpeg, headers=headers, content_type="image/jpeg")
+    passes = metric(client, "cifar10_batch_size_count")
+    second = client.post("/", data=jpeg, headers=headers, content_type="image/jpeg")
+    assert second.status_code == 200 and second.data == first.data
+    assert second.headers["ce-id"] == first.headers["ce-id"]
+    assert metric(client, "cifar10_batch_size_count") == passes  # no second forward pass
+    assert metric(client, "cifar10_cloudevent_duplicates_total") == 1
+    other = client.post("/", data=jpeg, headers=cloudevent_headers(**{"ce-id": "new"}), content_type="image/jpeg")
+    assert other.headers["ce-id"] != first.headers["ce-id"]

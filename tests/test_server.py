@@ -206,3 +206,35 @@ def test_metrics_scraped_from_the_real_server(server) -> None:
         assert re.search(rf'cifar10_cold_start_seconds\{{phase="{phase}"\}} \d', text)
     assert 'cifar10_device_info{device="cpu"} 1.0' in text
     assert "cifar10_model_loaded 1.0" in text
+
+
+def test_sigterm_answers_every_request_in_flight(start_server) -> None:
+    server = start_server(THREADS="8", QUEUE_MAX_IMAGES="2000")
+    server.wait()
+    batch = {"instances": [{"b64": base64.b64encode(jpeg).decode()} for jpeg in images().values()] * 6}
+    results: list[int | str] = []
+    finished: list[float] = []
+    started = threading.Barrier(25)
+
+    def client() -> None:
+        started.wait()
+        try:
+            response = requests.post(f"{server.url}/v1/models/cifar10:predict", json=batch, timeout=60)
+            complete = len(response.json().get("predictions", [])) == 60
+            results.append(response.status_code if complete else f"{response.status_code} {response.text[:80]}")
+            finished.append(time.monotonic())
+        except requests.RequestException as exc:
+            results.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=client) for _ in range(24)]
+    for t in threads:
+        t.start()
+    started.wait()
+    time.sleep(0.5)  # all 24 are sent and accepted: 1,440 images take seconds to classify
+    signalled = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    for t in threads:
+        t.join()
+    assert results == [200] * 24
+    assert any(t > signalled for t in finished)  # the signal did come while requests were in flight
+    assert server.process.wait(30) == 0

@@ -34,8 +34,8 @@ def _is_json(content_type: str | None) -> bool:
     return base == "application/json" or base.endswith("+json")
 
 
-def parse(headers: dict[str, str], body: bytes, mimetype: str) -> tuple[CloudEvent, bool]:
-    """The event and whether it came in structured mode."""
+def parse(headers: dict[str, str], body: bytes, mimetype: str, reply_type: str) -> tuple[CloudEvent, bool]:
+    """The event and whether it came in structured mode; an event of our reply type is refused."""
     if mimetype == BATCH:
         raise UnsupportedMediaType("batched CloudEvents are not supported; send one event per request")
     structured = mimetype == STRUCTURED
@@ -54,6 +54,11 @@ def parse(headers: dict[str, str], body: bytes, mimetype: str) -> tuple[CloudEve
     for name in ("id", "source", "type"):
         if not event.get(name):
             raise InvalidCloudEvent(f"the CloudEvent attribute {name!r} is empty")
+    if event["type"] == reply_type:
+        raise InvalidCloudEvent(
+            f"the event's type {reply_type!r} is this function's reply type: "
+            "replying would loop; filter the Trigger on the request type"
+        )
     return event, structured
 
 
@@ -83,11 +88,6 @@ def image_payload(event: CloudEvent, settings: Settings) -> tuple[list[bytes] | 
 
 def reply(request: CloudEvent, data: dict, structured: bool, settings: Settings) -> tuple[dict[str, str], bytes]:
     """Headers and body of the reply event, in the request's mode."""
-    if request["type"] == settings.reply_type:
-        raise InvalidCloudEvent(
-            f"the event's type {request['type']!r} is this function's reply type: "
-            "replying would loop; filter the Trigger on the request type"
-        )
     attributes = {
         "type": settings.reply_type,
         "source": settings.reply_source,
