@@ -16,7 +16,7 @@ RELEASE ?= cifar
 export WORKERS ?= 1
 export THREADS ?= 16
 
-.PHONY: install run serve test lint train evaluate helm template image push deploy clean gpu-smoke fuzz
+.PHONY: install run serve test lint train evaluate helm template image push deploy clean gpu-smoke fuzz bench soak
 
 install: $(VENV)/.installed
 
@@ -44,6 +44,16 @@ FUZZ_SECONDS ?= 300
 fuzz: install
 	mkdir -p .cache/fuzz
 	$(BIN)/python -m tests.fuzz.fuzz_requests .cache/fuzz/corpus -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=.cache/fuzz/
+
+# Load benchmark against the tutorial's server (wrk from Debian's packages) and the soak test.
+# Both need the shipped weights and both cores: not part of `make test`.
+BENCH_SECONDS ?= 10
+bench: install
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m bench.run --seconds $(BENCH_SECONDS)
+
+soak: install
+	$(BIN)/python -m bench.soak --requests 20000 --concurrency 16
 
 helm: $(HELM)
 
