@@ -361,3 +361,15 @@ def test_redelivered_cloudevent_is_answered_from_the_cache(client, jpeg: bytes) 
     assert metric(client, "cifar10_cloudevent_duplicates_total") == 1
     other = client.post("/", data=jpeg, headers=cloudevent_headers(**{"ce-id": "new"}), content_type="image/jpeg")
     assert other.headers["ce-id"] != first.headers["ce-id"]
+
+
+@pytest.mark.parametrize(
+    "instance",
+    [{"b64": "/etc/passwd"}, {"b64": "http://127.0.0.1:9/cat.jpg"}, {"url": "http://127.0.0.1:9/cat.jpg"},
+     {"b64": "file:///etc/passwd"}, {"path": "tests/data/cat.jpg"}],
+)
+def test_no_field_becomes_a_path_or_url(client, instance: dict) -> None:
+    """Request fields are only ever data: nothing is opened or fetched (no SSRF, no file reads)."""
+    response = client.post("/v1/models/cifar10:predict", json={"instances": [instance]})
+    assert response.status_code == 400
+    assert response.json["error"]["code"] in ("invalid_base64", "invalid_image")
