@@ -8,7 +8,7 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from function.cifar10 import INPUT_SIZE, MEAN, STD
 from function.errors import ImageTooLarge, InvalidImage
@@ -21,6 +21,9 @@ def load_rgb(data: bytes, max_pixels: int) -> Image.Image:
     """Decode `data` to an upright RGB image, refusing more than `max_pixels` before decoding."""
     if not data:
         raise InvalidImage("the image is empty")
+    # gluoncv sets this Pillow global to True when imported (gluoncv/data/mhp.py), which would
+    # silently accept truncated images: insist on strict decoding every time.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

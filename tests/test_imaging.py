@@ -111,3 +111,11 @@ def test_jpeg_bytes_roundtrip_is_stable() -> None:
     data = io.BytesIO()
     gradient("RGB", (32, 32)).save(data, "PNG")
     assert np.array_equal(decode(data.getvalue(), LIMIT), np.asarray(gradient("RGB", (32, 32))))
+
+
+def test_truncated_jpeg_stays_invalid_after_gluoncv_is_imported() -> None:
+    import gluoncv.data  # noqa: F401 - flips PIL's LOAD_TRUNCATED_IMAGES on import
+
+    data = encode(gradient("RGB", (200, 200)), "JPEG")
+    with pytest.raises(InvalidImage):
+        decode(data[: len(data) // 2], LIMIT)
