@@ -3,7 +3,9 @@
 MXNet is not thread-safe, so this thread is the only caller of the network. Request threads
 decode their images and `submit` them; the thread gathers up to `max_size` images, waiting at
 most `max_delay` after the first one, runs one forward pass and hands every caller its rows.
-If a batch fails, its images are retried one by one so a bad item spares its batch-mates.
+If a batch fails, its images are retried one by one so a bad item spares its batch-mates. The
+wait is adaptive: it ends as soon as no other request is on its way (still decoding), so a lone
+request pays no delay and concurrent ones still share a forward pass.
 """
 
 import logging
@@ -20,6 +22,7 @@ from function.errors import Overloaded
 
 log = logging.getLogger(__name__)
 
+POLL = 0.0002  # seconds between looks at `expected` while a batch waits for more requests
 Forward = Callable[[np.ndarray], np.ndarray]
 BatchObserver = Callable[[int, float], None]
 
@@ -35,12 +38,20 @@ class Batcher:
     """Gathers images from many threads into forward passes of at most `max_size`."""
 
     def __init__(
-        self, forward: Forward, max_size: int, max_delay: float, max_queued: int, observe: BatchObserver | None = None
+        self,
+        forward: Forward,
+        max_size: int,
+        max_delay: float,
+        max_queued: int,
+        observe: BatchObserver | None = None,
+        expected: Callable[[], int] | None = None,
     ) -> None:
+        """`expected` counts requests about to submit; when it says none, a batch waits for nothing."""
         self.forward = forward
         self.max_size = max_size
         self.max_delay = max_delay
         self.observe = observe
+        self.expected = expected
         self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=max_queued)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -91,10 +102,18 @@ class Batcher:
             stop = False
             while len(batch) < self.max_size:
                 remaining = deadline - time.perf_counter()
-                try:
-                    item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-                except queue.Empty:
-                    break
+                if remaining <= 0 or (self.expected is not None and self.expected() <= 0):
+                    try:  # nobody else is on the way: take what is queued, wait for nothing
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                else:
+                    try:
+                        item = self._queue.get(timeout=remaining if self.expected is None else min(remaining, POLL))
+                    except queue.Empty:
+                        if self.expected is None:
+                            break
+                        continue
                 if item is None:
                     stop = True
                     break

@@ -1,11 +1,14 @@
 """The one inference path: every protocol hands decoded images to `Classifier.classify`."""
 
+import threading
+from collections.abc import Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
-from function.batcher import Batcher
+from function.batcher import Batcher, BatchObserver
 from function.cifar10 import CLASSES, NETWORK
 from function.config import Settings
 from function.errors import Unavailable
@@ -47,7 +50,7 @@ class Prediction:
 class Classifier:
     """Model holder plus batcher: waits for the model, queues images, returns predictions."""
 
-    def __init__(self, settings: Settings, observe_batch=None) -> None:
+    def __init__(self, settings: Settings, observe_batch: BatchObserver | None = None) -> None:
         self.settings = settings
         self.model = ModelHolder(settings.model_params, settings.device, settings.load_retry_seconds)
         self.batcher = Batcher(
@@ -56,7 +59,28 @@ class Classifier:
             settings.batch_max_delay_ms / 1000,
             settings.queue_max_images,
             observe_batch,
+            expected=lambda: self._preparing,
         )
+        self._preparing = 0  # requests inside `request()` that have not submitted their images yet
+        self._count_lock = threading.Lock()
+        self._local = threading.local()
+
+    @contextmanager
+    def request(self) -> Iterator[None]:
+        """Marks a request that may soon classify, so the batcher waits for it (briefly)."""
+        with self._count_lock:
+            self._preparing += 1
+        self._local.preparing = True
+        try:
+            yield
+        finally:
+            self._submitted()
+
+    def _submitted(self) -> None:
+        if getattr(self._local, "preparing", False):
+            self._local.preparing = False
+            with self._count_lock:
+                self._preparing -= 1
 
     def on_worker_start(self) -> None:
         """In `background` mode a worker starts loading as soon as it exists."""
@@ -69,6 +93,7 @@ class Classifier:
 
     def classify(self, images: list[np.ndarray]) -> list[Prediction]:
         self.model.wait(self.settings.load_timeout_seconds)
+        self._submitted()
         futures = self.batcher.submit(images)
         try:
             return [Prediction(future.result(timeout=self.settings.load_timeout_seconds)) for future in futures]

@@ -201,7 +201,11 @@ def handle(request: flask.Request) -> flask.Response:
     started, path = time.perf_counter(), "unmatched"
     try:
         path, handler = route(request)
-        response = handler(request)
+        if request.method == "POST":
+            with CLASSIFIER.request():
+                response = handler(request)
+        else:
+            response = handler(request)
     except RequestError as error:
         response = error_response(error)
     except Exception as exc:  # the last line of defence answers JSON, never a stack trace

@@ -118,3 +118,28 @@ def test_observer_sees_batch_sizes_and_waits() -> None:
     assert sum(size for size, _ in seen) == 5
     assert all(wait >= 0 for _, wait in seen)
     batcher.stop()
+
+
+def test_no_wait_when_no_other_request_is_on_its_way() -> None:
+    calls: list[int] = []
+    batcher = Batcher(recording_forward(calls), max_size=32, max_delay=1.0, max_queued=256, expected=lambda: 0)
+    started = time.perf_counter()
+    (future,) = batcher.submit([tagged(1)])
+    future.result(5)
+    assert time.perf_counter() - started < 0.5  # far below the 1 s delay
+    batcher.stop()
+
+
+def test_waits_for_a_request_that_is_on_its_way() -> None:
+    calls: list[int] = []
+    on_the_way = [1]
+    batcher = Batcher(
+        recording_forward(calls), max_size=32, max_delay=2.0, max_queued=256, expected=lambda: on_the_way[0]
+    )
+    first = batcher.submit([tagged(1)])
+    time.sleep(0.1)
+    on_the_way[0] = 0
+    second = batcher.submit([tagged(2)])
+    assert [int(f.result(5)[0]) for f in first + second] == [10, 20]
+    assert calls == [2]  # the first waited for the second: one forward pass
+    batcher.stop()

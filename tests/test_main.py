@@ -365,8 +365,13 @@ def test_redelivered_cloudevent_is_answered_from_the_cache(client, jpeg: bytes) 
 
 @pytest.mark.parametrize(
     "instance",
-    [{"b64": "/etc/passwd"}, {"b64": "http://127.0.0.1:9/cat.jpg"}, {"url": "http://127.0.0.1:9/cat.jpg"},
-     {"b64": "file:///etc/passwd"}, {"path": "tests/data/cat.jpg"}],
+    [
+        {"b64": "/etc/passwd"},
+        {"b64": "http://127.0.0.1:9/cat.jpg"},
+        {"url": "http://127.0.0.1:9/cat.jpg"},
+        {"b64": "file:///etc/passwd"},
+        {"path": "tests/data/cat.jpg"},
+    ],
 )
 def test_no_field_becomes_a_path_or_url(client, instance: dict) -> None:
     """Request fields are only ever data: nothing is opened or fetched (no SSRF, no file reads)."""
