@@ -378,3 +378,20 @@ def test_no_field_becomes_a_path_or_url(client, instance: dict) -> None:
     response = client.post("/v1/models/cifar10:predict", json={"instances": [instance]})
     assert response.status_code == 400
     assert response.json["error"]["code"] in ("invalid_base64", "invalid_image")
+
+
+def test_request_during_a_slow_load_gets_503_with_retry_after(make_app, jpeg: bytes) -> None:
+    client = make_app(LOAD_MODE="first-request", LOAD_TIMEOUT_SECONDS="0.001").test_client()
+    response = client.post("/", data=jpeg, content_type="image/jpeg")
+    assert response.status_code == 503
+    assert (
+        response.json["error"]["code"] == "model_unavailable" and "still loading" in response.json["error"]["message"]
+    )
+    assert int(response.headers["Retry-After"]) >= 1
+
+
+def test_full_queue_is_429_with_retry_after(make_app, jpeg: bytes) -> None:
+    client = make_app(QUEUE_MAX_IMAGES="2").test_client()
+    response = client.post("/", json={"instances": [{"b64": b64(jpeg)}] * 3})
+    assert response.status_code == 429
+    assert response.json["error"]["code"] == "overloaded" and response.headers["Retry-After"]
