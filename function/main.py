@@ -18,13 +18,13 @@ import flask
 import functions_framework
 
 from function.body_limit import BodyLimit, read_body
-from function.classify import Classifier
+from function.classify import Classifier, Prediction
 from function.config import Settings
 from function.dedup import CachedReply, ReplyCache
 from function.errors import MethodNotAllowed, NotFound, RequestError, UnsupportedMediaType
 from function.metrics import CONTENT_TYPE, Metrics
 from function.protocols import cloudevents, kserve_v1, oip_v2, tutorial
-from function.protocols.payload import decode_all, parse_json, top_k
+from function.protocols.payload import IMAGE_TYPES, decode_all, parse_json, top_k
 from function.responses import error_response, internal_error, json_response
 
 logging.basicConfig(
@@ -49,11 +49,14 @@ except PackageNotFoundError:
 Handler = Callable[[flask.Request], flask.Response]
 
 
+def classify_one(image: bytes) -> Prediction:
+    return CLASSIFIER.classify(decode_all([image], SETTINGS))[0]
+
+
 def predict_tutorial(request: flask.Request) -> flask.Response:
     """`POST /predict`: multipart field `img`; text/plain answers the tutorial's sentence."""
     k = top_k(request, SETTINGS)
-    images = decode_all([tutorial.image_bytes(request, SETTINGS)], SETTINGS)
-    (prediction,) = CLASSIFIER.classify(images)
+    prediction = classify_one(tutorial.image_bytes(request, SETTINGS))
     if tutorial.wants_text(request):
         return flask.Response(tutorial.sentence(prediction), mimetype="text/plain")
     return json_response(prediction.as_json(k, CLASSIFIER.device))
@@ -68,10 +71,9 @@ def predict_root(request: flask.Request) -> flask.Response:
         return predict_tutorial(request)
     if mimetype == "application/json":
         return predict_v1(request)
-    if mimetype.startswith(cloudevents.IMAGE_TYPES):
+    if mimetype.startswith(IMAGE_TYPES):
         k = top_k(request, SETTINGS)
-        (prediction,) = CLASSIFIER.classify(decode_all([read_body(request, SETTINGS.max_body_bytes)], SETTINGS))
-        return json_response(prediction.as_json(k, CLASSIFIER.device))
+        return json_response(classify_one(read_body(request, SETTINGS.max_body_bytes)).as_json(k, CLASSIFIER.device))
     raise UnsupportedMediaType(
         f"POST / takes image/*, application/octet-stream, application/json, "
         f"multipart/form-data or a CloudEvent, not {mimetype or 'no content type'}"
@@ -96,12 +98,11 @@ def predict_cloudevent(request: flask.Request) -> flask.Response:
     if cached is not None:  # a redelivery: the same reply, no second forward pass
         METRICS.duplicates.inc()
         return flask.Response(cached.body, status=cached.status, headers=cached.headers)
-    blobs, document = cloudevents.image_payload(event, SETTINGS)
+    image, document = cloudevents.image_payload(event)
     if document is not None:
         data = kserve_v1.render(CLASSIFIER.classify(kserve_v1.images_from(document, SETTINGS)), k, CLASSIFIER.device)
     else:
-        (prediction,) = CLASSIFIER.classify(decode_all(blobs, SETTINGS))
-        data = prediction.as_json(k, CLASSIFIER.device)
+        data = classify_one(image).as_json(k, CLASSIFIER.device)
     if SETTINGS.cloudevent_reply:
         headers, payload = cloudevents.reply(event, data, structured, SETTINGS)
         reply = CachedReply(200, headers, payload)

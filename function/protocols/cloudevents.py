@@ -17,11 +17,10 @@ from cloudevents.http import CloudEvent, from_http
 from function.config import Settings
 from function.errors import InvalidCloudEvent, InvalidRequest, UnsupportedMediaType
 from function.protocols import kserve_v1
-from function.protocols.payload import b64decode
+from function.protocols.payload import IMAGE_TYPES, b64decode
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
-IMAGE_TYPES = ("image/", "application/octet-stream")
 
 
 def is_cloudevent(headers: Mapping[str, str], mimetype: str) -> bool:
@@ -66,8 +65,8 @@ def _structured_data(value: str | bytes) -> object:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def image_payload(event: CloudEvent, settings: Settings) -> tuple[list[bytes] | None, dict | None]:
-    """Either encoded images (bytes data or `b64`) or a KServe v1 document (`instances`)."""
+def image_payload(event: CloudEvent) -> tuple[bytes | None, dict | None]:
+    """Either one encoded image (bytes data or `b64`) or a KServe v1 document (`instances`)."""
     data = event.get_data()
     if data is None or data == b"":
         raise InvalidRequest("the CloudEvent has no data")
@@ -78,9 +77,9 @@ def image_payload(event: CloudEvent, settings: Settings) -> tuple[list[bytes] | 
                 f"CloudEvent data of type {content_type} is not an image; send image/* "
                 'or JSON with "b64" or "instances"'
             )
-        return [bytes(data)], None
+        return bytes(data), None
     if isinstance(data, dict) and "b64" in data:
-        return [b64decode(data["b64"], "data.b64")], None
+        return b64decode(data["b64"], "data.b64"), None
     if kserve_v1.is_request(data):
         return None, data
     raise InvalidRequest('CloudEvent JSON data must hold "b64" or "instances"')

@@ -12,6 +12,8 @@ from function.config import Settings
 from function.errors import InvalidBase64, InvalidJSON, InvalidRequest, RequestError, TooManyImages
 from function.imaging import decode
 
+IMAGE_TYPES = ("image/", "application/octet-stream")  # media types of a bare encoded image
+
 
 def parse_json(body: bytes) -> object:
     if not body:
