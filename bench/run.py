@@ -148,7 +148,11 @@ def main(argv: list[str] | None = None) -> dict:
     function = measure(
         "function",
         [str(BIN / "functions-framework"), "--source", "function/main.py", "--target", "handle", "--host", "127.0.0.1"],
-        {"WORKERS": "1", "THREADS": "16", "MODEL_PARAMS": str(PARAMS)},
+        {
+            "WORKERS": os.environ.get("WORKERS", "1"),
+            "THREADS": os.environ.get("THREADS", "16"),
+            "MODEL_PARAMS": str(PARAMS),
+        },
         18081,
         args.seconds,
     )
@@ -176,6 +180,7 @@ def main(argv: list[str] | None = None) -> dict:
             "cpus": os.cpu_count(),
         },
         "seconds_per_level": args.seconds,
+        "function_server": {k: os.environ.get(k, d) for k, d in (("WORKERS", "1"), ("THREADS", "16"))},
         "import_seconds": round(imports, 3),
         "forward_limit_images_per_s": round(limit, 1),
         "servers": [function, tutorial],
