@@ -12,9 +12,12 @@ IMAGE  ?= cifar10-function
 TAG    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
 VARIANT ?= gpu
 RELEASE ?= cifar
-# One worker holds the model once; threads only decode and wait on the batcher.
-export WORKERS ?= 1
+# CPU serving: one worker per core, each with one MXNet thread and its own batcher, because a
+# single worker is limited by Python's request handling, not by the network (bench/ measures it).
+# On a GPU, run one worker per GPU instead (the image's default), so the model sits there once.
+export WORKERS ?= $(shell nproc)
 export THREADS ?= 16
+export OMP_NUM_THREADS ?= 1
 
 .PHONY: install run serve test lint train evaluate helm template image push deploy clean gpu-smoke fuzz bench soak
 

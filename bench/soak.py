@@ -10,6 +10,7 @@ the end. Prints the figures and writes bench/results/soak.json.
 import argparse
 import base64
 import json
+import os
 import sys
 import threading
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 import requests
 
 from bench.processes import Server, memory_kib
+from bench.run import SERVER_DEFAULTS
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS = ROOT / "function" / "weights" / "cifar_resnet20_v1.params"
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             "--host",
             "127.0.0.1",
         ],
-        {"PORT": "18090", "WORKERS": "1", "THREADS": "16", "MODEL_PARAMS": str(PARAMS)},
+        {"PORT": "18090", **{k: os.environ.get(k, d) for k, d in SERVER_DEFAULTS.items()}, "MODEL_PARAMS": str(PARAMS)},
         "http://127.0.0.1:18090",
         ROOT,
     )
