@@ -15,9 +15,9 @@ RELEASE ?= cifar
 # CPU serving: one worker per core, each with one MXNet thread and its own batcher, because a
 # single worker is limited by Python's request handling, not by the network (bench/ measures it).
 # On a GPU, run one worker per GPU instead (the image's default), so the model sits there once.
-export WORKERS ?= $(shell nproc)
-export THREADS ?= 16
-export OMP_NUM_THREADS ?= 1
+WORKERS ?= $(shell nproc)
+THREADS ?= 16
+OMP_NUM_THREADS ?= 1
 
 .PHONY: install run serve test lint train evaluate helm template image push deploy clean gpu-smoke fuzz bench soak
 
@@ -32,7 +32,8 @@ $(VENV)/.installed: pyproject.toml
 run: install serve
 
 serve:
-	PORT=$(PORT) $(BIN)/functions-framework --source function/main.py --target handle --port $(PORT)
+	PORT=$(PORT) WORKERS=$(WORKERS) THREADS=$(THREADS) OMP_NUM_THREADS=$(OMP_NUM_THREADS) \
+		$(BIN)/functions-framework --source function/main.py --target handle --port $(PORT)
 
 test: install helm
 	PATH="$(dir $(HELM)):$$PATH" $(BIN)/python -m pytest

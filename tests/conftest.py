@@ -85,7 +85,8 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         # a file, not a pipe: a full pipe would block the server
         self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed with the process
-        full_env = {**os.environ, "PORT": str(self.port), "HOST": "127.0.0.1", **env}
+        # one worker unless a test asks for more: the tests speak of one process's model and metrics
+        full_env = {**os.environ, "PORT": str(self.port), "HOST": "127.0.0.1", "WORKERS": "1", **env}
         self.process = subprocess.Popen(
             [
                 str(Path(sys.executable).parent / "functions-framework"),

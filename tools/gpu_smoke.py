@@ -30,8 +30,7 @@ def dockerfile_library_path(site_packages: str) -> str:
 
 
 def build_stub(folder: Path) -> None:
-    subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(folder / "libcuda.so.1"), str(STUB_SOURCE)],
-                   check=True)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(folder / "libcuda.so.1"), str(STUB_SOURCE)], check=True)
 
 
 def get(url: str) -> tuple[int, dict]:
@@ -55,12 +54,27 @@ def main() -> int:
         sys.exit(f"{source} is missing: install the project (not editable) with the gpu extra first")
     with tempfile.TemporaryDirectory() as stub:
         build_stub(Path(stub))
-        env = {**os.environ, "PORT": str(PORT), "WORKERS": "1", "THREADS": "16", "PYTHONUNBUFFERED": "1",
-               "FUNCTION_TARGET": "handle", "FUNCTION_SOURCE": str(source),
-               "LD_LIBRARY_PATH": f"{dockerfile_library_path(site_packages)}:{stub}"}
+        env = {
+            **os.environ,
+            "PORT": str(PORT),
+            "WORKERS": "1",
+            "THREADS": "16",
+            "PYTHONUNBUFFERED": "1",
+            "FUNCTION_TARGET": "handle",
+            "FUNCTION_SOURCE": str(source),
+            "LD_LIBRARY_PATH": f"{dockerfile_library_path(site_packages)}:{stub}",
+        }
         features = subprocess.run(
-            [sys.executable, "-c", "import mxnet as mx; print(mx.runtime.Features().is_enabled('CUDA'), "
-             "mx.context.num_gpus())"], env=env, capture_output=True, text=True, check=True).stdout.split()
+            [
+                sys.executable,
+                "-c",
+                "import mxnet as mx; print(mx.runtime.Features().is_enabled('CUDA'), mx.context.num_gpus())",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
         print(f"mxnet built with CUDA: {features[0]}, GPUs visible: {features[1]}")
         if features != ["True", "0"]:
             raise SystemExit("expected the CUDA build of mxnet seeing no GPU")
