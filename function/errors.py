@@ -79,11 +79,6 @@ class MethodNotAllowed(RequestError):
         self.headers = {"Allow": ", ".join(allowed)}
 
 
-class NotAcceptable(RequestError):
-    status = 406
-    code = "not_acceptable"
-
-
 class Unavailable(RequestError):
     """The model cannot answer now (loading, or its parameters are broken): retry later."""
 
