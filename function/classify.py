@@ -53,6 +53,9 @@ class Classifier:
     def __init__(self, settings: Settings, observe_batch: BatchObserver | None = None) -> None:
         self.settings = settings
         self.model = ModelHolder(settings.model_params, settings.device, settings.load_retry_seconds)
+        self._preparing = 0  # requests inside `request()` that have not submitted their images yet
+        self._count_lock = threading.Lock()
+        self._local = threading.local()
         self.batcher = Batcher(
             self.model.forward,
             settings.batch_max_size,
@@ -61,9 +64,6 @@ class Classifier:
             observe_batch,
             expected=lambda: self._preparing,
         )
-        self._preparing = 0  # requests inside `request()` that have not submitted their images yet
-        self._count_lock = threading.Lock()
-        self._local = threading.local()
 
     @contextmanager
     def request(self) -> Iterator[None]:

@@ -9,6 +9,7 @@ command resumes from it. The end writes DIR/cifar_resnet20_v1.params and its mod
 import argparse
 import json
 import math
+import os
 import platform
 import time
 from pathlib import Path
@@ -197,7 +198,7 @@ def finish(net, args: argparse.Namespace, dataset, history: list[dict], val_x, v
         "machine": {
             "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
-            "cpus": __import__("os").cpu_count(),
+            "cpus": os.cpu_count(),
         },
         "data": {"source": Path(args.data).name, "sha256": dataset.sha256},
         "mxnet_version": mx.__version__,
