@@ -140,14 +140,17 @@ def test_defaults_are_a_gpu_service_that_scales_to_zero() -> None:
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["LOAD_MODE"] == "background" and env["REPLY_TYPE"] == "dev.cifar10.classify.response"
     assert env["REPLY_SOURCE"] == "/knative/cifar-cifar10-function"
+    assert env["WORKERS"] == "1" and "OMP_NUM_THREADS" not in env  # one model copy per GPU
     assert container["securityContext"]["runAsNonRoot"] is True
     assert not by_kind(render(), "Trigger")
 
 
-def test_cpu_only_has_no_gpu_limit() -> None:
+def test_cpu_only_has_no_gpu_limit_and_a_worker_per_core() -> None:
     (service,) = by_kind(render("-f", str(CHART / "ci" / "cpu-only-values.yaml")), "Service")
     (container,) = service["spec"]["template"]["spec"]["containers"]
     assert "nvidia.com/gpu" not in container["resources"]["limits"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert (env["WORKERS"], env["OMP_NUM_THREADS"], env["DEVICE"]) == ("2", "1", "cpu")
 
 
 def test_digest_wins_over_tag() -> None:
@@ -227,6 +230,8 @@ BAD_VALUES = [
     (["--set", "gpu.enabled=false", "--set", "function.device=gpu"], "gpu.enabled is false"),
     (["--set", "extraEnv[0].name=PORT", "--set", "extraEnv[0].value=9"], "reserves PORT"),
     (["--set", "extraEnv[0].name=K_SERVICE", "--set", "extraEnv[0].value=x"], "K_SERVICE"),
+    (["--set", "extraEnv[0].name=THREADS", "--set", "extraEnv[0].value=4"], "from function.threads"),
+    (["--set", "function.workers=0"], "workers"),
     (["--set", "responseStartTimeoutSeconds=300", "--set", "timeoutSeconds=100"], "must not exceed"),
 ]
 

@@ -65,9 +65,16 @@ app.kubernetes.io/part-of: cifar10-function
 {{- if and (eq .Values.function.device "gpu") (not .Values.gpu.enabled) }}
 {{- fail "function.device is gpu but gpu.enabled is false: the pod would get no GPU; use device auto or cpu, or enable the GPU" }}
 {{- end }}
+{{- $owned := dict "MODEL_PARAMS" "modelParams" "DEVICE" "device" "LOAD_MODE" "loadMode" "LOAD_TIMEOUT_SECONDS" "loadTimeoutSeconds" "TOP_K" "topK" "MAX_BODY_BYTES" "maxBodyBytes" "MAX_IMAGE_PIXELS" "maxImagePixels" "MAX_IMAGES_PER_REQUEST" "maxImagesPerRequest" "BATCH_MAX_SIZE" "batchMaxSize" "BATCH_MAX_DELAY_MS" "batchMaxDelayMs" "QUEUE_MAX_IMAGES" "queueMaxImages" "CLOUDEVENT_REPLY" "cloudeventReply" "REPLY_TYPE" "replyType" "REPLY_SOURCE" "replySource" "WORKERS" "workers" "THREADS" "threads" "LOG_LEVEL" "logLevel" }}
+{{- if .Values.function.ompThreads }}
+{{- $_ := set $owned "OMP_NUM_THREADS" "ompThreads" }}
+{{- end }}
 {{- range .Values.extraEnv }}
 {{- if or (eq .name "PORT") (hasPrefix "K_" .name) }}
 {{- fail (printf "extraEnv may not set %s: Knative reserves PORT and the K_ variables" .name) }}
+{{- end }}
+{{- if hasKey $owned .name }}
+{{- fail (printf "extraEnv may not set %s: the chart sets it from function.%s; set that value instead" .name (get $owned .name)) }}
 {{- end }}
 {{- end }}
 {{- if .Values.trigger.enabled }}
