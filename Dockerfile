@@ -29,6 +29,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PORT=8080 \
     WORKERS=1 \
     THREADS=16 \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/cifar10-metrics \
     FUNCTION_TARGET=handle \
     FUNCTION_SOURCE=$SITE/function/main.py \
     LD_LIBRARY_PATH=$SITE/nvidia/cuda_runtime/lib:$SITE/nvidia/cublas/lib:$SITE/nvidia/cudnn/lib:$SITE/nvidia/cufft/lib:$SITE/nvidia/curand/lib:$SITE/nvidia/cusolver/lib:$SITE/nvidia/cusparse/lib:$SITE/nvidia/cuda_nvrtc/lib:$SITE/nvidia/nvtx/lib:$SITE/nvidia/nccl/lib

@@ -18,6 +18,8 @@ RELEASE ?= cifar
 WORKERS ?= $(shell nproc)
 THREADS ?= 16
 OMP_NUM_THREADS ?= 1
+# Where the workers' metrics meet, so that one scrape sees them all (cleared at each start).
+METRICS_DIR ?= .cache/metrics
 
 .PHONY: install run serve test lint train evaluate helm template image push deploy clean gpu-smoke fuzz bench soak
 
@@ -33,6 +35,7 @@ run: install serve
 
 serve:
 	PORT=$(PORT) WORKERS=$(WORKERS) THREADS=$(THREADS) OMP_NUM_THREADS=$(OMP_NUM_THREADS) \
+		PROMETHEUS_MULTIPROC_DIR=$(abspath $(METRICS_DIR)) \
 		$(BIN)/functions-framework --source function/main.py --target handle --port $(PORT)
 
 test: install helm

@@ -28,8 +28,14 @@ PARAMS = ROOT / "function" / "weights" / "cifar_resnet20_v1.params"
 CONCURRENCY = (1, 8, 32)
 BIN = Path(sys.executable).parent
 # The function's server settings for CPU serving (the Makefile's): one worker per core, each with
-# one MXNet thread, since Python's request handling, not the network, limits a single worker.
-SERVER_DEFAULTS = {"WORKERS": str(os.cpu_count() or 1), "THREADS": "16", "OMP_NUM_THREADS": "1"}
+# one MXNet thread, since Python's request handling, not the network, limits a single worker; the
+# workers' metrics are summed through a shared directory, as in production.
+SERVER_DEFAULTS = {
+    "WORKERS": str(os.cpu_count() or 1),
+    "THREADS": "16",
+    "OMP_NUM_THREADS": "1",
+    "PROMETHEUS_MULTIPROC_DIR": str(ROOT / ".cache" / "bench-metrics"),
+}
 
 IMPORT_SNIPPET = "import time; t = time.perf_counter(); import mxnet, gluoncv; print(time.perf_counter() - t)"
 FORWARD_SNIPPET = """

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 POLL = 0.0002  # seconds between looks at `expected` while a batch waits for more requests
 Forward = Callable[[np.ndarray], np.ndarray]
-BatchObserver = Callable[[int, float], None]
+BatchObserver = Callable[[int, float, int], None]  # size, oldest wait, images still queued
 
 
 @dataclass
@@ -135,7 +135,7 @@ class Batcher:
     def _execute(self, batch: list[_Item]) -> None:
         started = time.perf_counter()
         if self.observe:
-            self.observe(len(batch), started - min(item.queued_at for item in batch))
+            self.observe(len(batch), started - min(item.queued_at for item in batch), self._queue.qsize())
         try:
             rows = self.forward(np.stack([item.image for item in batch]))
         except Exception as exc:

@@ -1,7 +1,7 @@
 """The one inference path: every protocol hands decoded images to `Classifier.classify`."""
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,9 +50,14 @@ class Prediction:
 class Classifier:
     """Model holder plus batcher: waits for the model, queues images, returns predictions."""
 
-    def __init__(self, settings: Settings, observe_batch: BatchObserver | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        observe_batch: BatchObserver | None = None,
+        observe_model: Callable[[ModelHolder], None] | None = None,
+    ) -> None:
         self.settings = settings
-        self.model = ModelHolder(settings.model_params, settings.device, settings.load_retry_seconds)
+        self.model = ModelHolder(settings.model_params, settings.device, settings.load_retry_seconds, observe_model)
         self._preparing = 0  # requests inside `request()` that have not submitted their images yet
         self._count_lock = threading.Lock()
         self._local = threading.local()

@@ -22,7 +22,7 @@ from function.classify import Classifier, Prediction
 from function.config import Settings
 from function.dedup import CachedReply, ReplyCache
 from function.errors import MethodNotAllowed, NotFound, RequestError, UnsupportedMediaType
-from function.metrics import CONTENT_TYPE, Metrics
+from function.metrics import CONTENT_TYPE, Metrics, clear_multiprocess_dir, multiprocess_dir
 from function.protocols import cloudevents, kserve_v1, oip_v2, tutorial
 from function.protocols.payload import IMAGE_TYPES, decode_all, parse_json, top_k
 from function.responses import error_response, internal_error, json_response
@@ -35,9 +35,12 @@ logging.basicConfig(
 log = logging.getLogger("function")
 
 SETTINGS = Settings.from_env()
+if multiprocess_dir():
+    clear_multiprocess_dir(multiprocess_dir())
 METRICS = Metrics()
 REPLIES = ReplyCache(SETTINGS.dedup_cache_size, SETTINGS.dedup_ttl_seconds)
-CLASSIFIER = Classifier(SETTINGS, observe_batch=METRICS.observe_batch)
+CLASSIFIER = Classifier(SETTINGS, observe_batch=METRICS.observe_batch, observe_model=METRICS.observe_model)
+os.register_at_fork(after_in_child=METRICS.worker_started, after_in_parent=METRICS.forget_process)
 os.register_at_fork(after_in_child=CLASSIFIER.on_worker_start)
 if flask.has_app_context():  # functions-framework loads this file inside its app's context
     flask.current_app.wsgi_app = BodyLimit(flask.current_app.wsgi_app, SETTINGS.max_body_bytes)
@@ -153,7 +156,7 @@ def model_v2(request: flask.Request) -> flask.Response:
 
 
 def metrics(request: flask.Request) -> flask.Response:
-    return flask.Response(METRICS.exposition(CLASSIFIER.model, CLASSIFIER.batcher.queued()), mimetype=CONTENT_TYPE)
+    return flask.Response(METRICS.exposition(), mimetype=CONTENT_TYPE)
 
 
 def service_info(request: flask.Request) -> flask.Response:

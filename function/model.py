@@ -10,6 +10,7 @@ retried at most every `load_retry_seconds`, so a broken file never crash-loops t
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,8 +35,16 @@ class LoadTimes:
 class ModelHolder:
     """Owns the network; `forward` must only be called from the one inference thread."""
 
-    def __init__(self, params: Path, device: str, retry_seconds: float) -> None:
+    def __init__(
+        self,
+        params: Path,
+        device: str,
+        retry_seconds: float,
+        on_ready: Callable[["ModelHolder"], None] | None = None,
+    ) -> None:
+        """`on_ready` runs in the loader thread once the model is loaded and warmed up."""
         self.params = params
+        self.on_ready = on_ready
         self.requested_device = device
         self.retry_seconds = retry_seconds
         self.device = "none"
@@ -124,7 +133,11 @@ class ModelHolder:
             self._failed_at = time.monotonic()
             log.error("model load failed: %s", self.error)
         finally:
-            self._done.set()
+            try:
+                if self.ready and self.on_ready:
+                    self.on_ready(self)
+            finally:
+                self._done.set()  # waiters see the model and its metrics together
 
     def _context(self, mx):
         gpus = mx.context.num_gpus()

@@ -108,15 +108,24 @@ def test_stop_answers_everything_queued_then_refuses() -> None:
         batcher.submit([tagged(1)])
 
 
-def test_observer_sees_batch_sizes_and_waits() -> None:
-    seen: list[tuple[int, float]] = []
-    batcher = Batcher(
-        lambda b: b, max_size=8, max_delay=0.01, max_queued=64, observe=lambda size, wait: seen.append((size, wait))
-    )
-    for f in batcher.submit([tagged(i) for i in range(5)]):
+def test_observer_sees_batch_sizes_waits_and_what_is_left() -> None:
+    seen: list[tuple[int, float, int]] = []
+    release = threading.Event()
+
+    def held_forward(batch: np.ndarray) -> np.ndarray:
+        release.wait(5)  # the first batch holds the thread while the rest queue up
+        return batch
+
+    batcher = Batcher(held_forward, max_size=8, max_delay=0.01, max_queued=64, observe=lambda *args: seen.append(args))
+    first = batcher.submit([tagged(0)])
+    while not seen:
+        time.sleep(0.001)
+    rest = batcher.submit([tagged(i) for i in range(1, 20)])
+    release.set()
+    for f in first + rest:
         f.result(5)
-    assert sum(size for size, _ in seen) == 5
-    assert all(wait >= 0 for _, wait in seen)
+    assert [(size, queued) for size, _, queued in seen] == [(1, 0), (8, 11), (8, 3), (3, 0)]
+    assert all(wait >= 0 for _, wait, _ in seen)
     batcher.stop()
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from function.metrics import Metrics
+from function.metrics import Metrics, clear_multiprocess_dir
 from function.model import ModelHolder
 
 
@@ -22,22 +22,31 @@ def test_requests_batches_and_model_state(params: Path) -> None:
     metrics.observe_request("/predict", "POST", 200, 0.012)
     metrics.observe_request("/predict", "POST", 200, 0.020)
     metrics.observe_request("/", "POST", 415, 0.001)
-    metrics.observe_batch(8, 0.002)
-    model = ModelHolder(params, "cpu", 30)
-    before = samples(metrics.exposition(model, queued=3))
+    metrics.observe_batch(8, 0.002, 3)
+    model = ModelHolder(params, "cpu", 30, on_ready=metrics.observe_model)
+    before = samples(metrics.exposition())
     assert before[("cifar10_requests_total", (("method", "POST"), ("route", "/predict"), ("status", "200")))] == 2
     assert before[("cifar10_requests_total", (("method", "POST"), ("route", "/"), ("status", "415")))] == 1
     assert before[("cifar10_request_seconds_count", (("route", "/predict"),))] == 2
     assert before[("cifar10_batch_size_sum", ())] == 8
     assert before[("cifar10_queue_images", ())] == 3
     assert before[("cifar10_model_loaded", ())] == 0
-    model.wait(60)
-    after = samples(metrics.exposition(model, queued=0))
+    model.wait(60)  # the holder reports to the metrics before it wakes its waiters
+    after = samples(metrics.exposition())
     assert after[("cifar10_model_loaded", ())] == 1
     assert after[("cifar10_device_info", (("device", "cpu"),))] == 1
     phases = [after[("cifar10_cold_start_seconds", (("phase", p),))] for p in ("imports", "parameters", "warmup")]
     assert all(p >= 0 for p in phases)
     assert after[("cifar10_model_load_seconds", ())] == sum(phases)
+
+
+def test_clearing_the_multiprocess_dir_drops_only_value_files(tmp_path: Path) -> None:
+    directory = tmp_path / "metrics"
+    clear_multiprocess_dir(directory)  # created when missing
+    (directory / "counter_42.db").write_bytes(b"old")
+    (directory / "README").write_text("kept")
+    clear_multiprocess_dir(directory)
+    assert [p.name for p in directory.iterdir()] == ["README"]
 
 
 def test_each_app_has_its_own_registry() -> None:

@@ -208,6 +208,39 @@ def test_metrics_scraped_from_the_real_server(server) -> None:
     assert "cifar10_model_loaded 1.0" in text
 
 
+def test_two_workers_scrape_as_one_pod(start_server, tmp_path) -> None:
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_1.db").write_bytes(b"stale")  # an earlier server's file is cleared
+    server = start_server(WORKERS="2", OMP_NUM_THREADS="1", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    server.wait()
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(
+            pool.map(
+                lambda _: (
+                    requests.post(
+                        f"{server.url}/", data=images()["dog"], headers={"Content-Type": "image/jpeg"}, timeout=30
+                    ).status_code
+                ),
+                range(40),
+            )
+        )
+    assert statuses == [200] * 40
+    deadline = time.monotonic() + 30
+    while True:  # both workers load in the background; until then the pod is not fully loaded
+        scrapes = [requests.get(f"{server.url}/metrics", timeout=10).text for _ in range(6)]
+        if all("cifar10_model_loaded 1.0" in text for text in scrapes) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    pattern = r'cifar10_requests_total\{method="POST",route="/",status="200"\} (\S+)'
+    totals = {float(re.search(pattern, text).group(1)) for text in scrapes}
+    assert totals == {40.0}  # whichever worker answers the scrape, it counts the whole pod
+    assert all("cifar10_model_loaded 1.0" in text for text in scrapes)
+    assert all(re.search(r"cifar10_batch_size_sum 40.0", text) for text in scrapes)
+    live = {int(path.stem.rsplit("_", 1)[1]) for path in metrics_dir.glob("gauge_live*.db")}
+    assert len(live) == 2 and server.process.pid not in live  # two workers; the master's zeros do not count
+
+
 def test_sigterm_answers_every_request_in_flight(start_server) -> None:
     server = start_server(THREADS="8", QUEUE_MAX_IMAGES="2000")
     server.wait()
