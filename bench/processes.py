@@ -3,10 +3,17 @@
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+
+def function_command(host: str = "127.0.0.1") -> list[str]:
+    """The function's server as `make serve` runs it: functions-framework (gunicorn) on `host`."""
+    cli = str(Path(sys.executable).parent / "functions-framework")
+    return [cli, "--source", "function/main.py", "--target", "handle", "--host", host]
 
 
 def tree(pid: int) -> list[int]:

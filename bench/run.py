@@ -20,13 +20,12 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.processes import Server, memory_kib
+from bench.processes import Server, function_command, memory_kib
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = ROOT / "tests" / "data" / "horse.jpg"
 PARAMS = ROOT / "function" / "weights" / "cifar_resnet20_v1.params"
 CONCURRENCY = (1, 8, 32)
-BIN = Path(sys.executable).parent
 # The function's server settings for CPU serving (the Makefile's): one worker per core, each with
 # one MXNet thread, since Python's request handling, not the network, limits a single worker; the
 # workers' metrics are summed through a shared directory, as in production.
@@ -162,7 +161,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"import mxnet+gluoncv: {imports:.2f} s; raw forward limit (batch 32): {limit:.0f} images/s", flush=True)
     function = measure(
         "function",
-        [str(BIN / "functions-framework"), "--source", "function/main.py", "--target", "handle", "--host", "127.0.0.1"],
+        function_command(),
         {**{k: os.environ.get(k, d) for k, d in SERVER_DEFAULTS.items()}, "MODEL_PARAMS": str(PARAMS)},
         18081,
         args.seconds,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from bench.processes import Server, memory_kib
+from bench.processes import Server, function_command, memory_kib
 from bench.run import SERVER_DEFAULTS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,15 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     mix = request_mix()
     server = Server(
-        [
-            str(Path(sys.executable).parent / "functions-framework"),
-            "--source",
-            "function/main.py",
-            "--target",
-            "handle",
-            "--host",
-            "127.0.0.1",
-        ],
+        function_command(),
         {"PORT": "18090", **{k: os.environ.get(k, d) for k, d in SERVER_DEFAULTS.items()}, "MODEL_PARAMS": str(PARAMS)},
         "http://127.0.0.1:18090",
         ROOT,

@@ -5,7 +5,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -14,6 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 from PIL import Image
+
+from bench.processes import function_command
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data"
@@ -88,17 +89,7 @@ class Server:
         # one worker unless a test asks for more: the tests speak of one process's model and metrics
         full_env = {**os.environ, "PORT": str(self.port), "HOST": "127.0.0.1", "WORKERS": "1", **env}
         self.process = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "functions-framework"),
-                "--source",
-                "function/main.py",
-                "--target",
-                "handle",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
+            [*function_command(), "--port", str(self.port)],
             cwd=ROOT,
             env=full_env,
             stdout=self.log,
