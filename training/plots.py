@@ -44,3 +44,18 @@ def plot_confusion(confusion: np.ndarray, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_lr_range(rows: list[dict], path: Path) -> None:
+    """Loss against learning rate on a log axis: the range test's answer."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    rates = [row["learning_rate"] for row in rows]
+    ax.plot(rates, [row["loss"] for row in rows], alpha=0.3, label="batch loss")
+    ax.plot(rates, [row["smoothed_loss"] for row in rows], label="smoothed")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

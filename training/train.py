@@ -65,6 +65,16 @@ def build(args: argparse.Namespace):
     return net, trainer
 
 
+def make_batch(images: np.ndarray, labels: np.ndarray, idx: np.ndarray, rng: np.random.Generator, smooth: float):
+    """Augmented, normalized inputs and label-smoothed one-hot targets of one batch, as NDArrays."""
+    import mxnet as mx
+
+    x = mx.nd.array(normalize(augment(images[idx], rng)))
+    target = np.full((len(idx), len(CLASSES)), smooth / len(CLASSES), dtype=np.float32)
+    target[np.arange(len(idx)), labels[idx]] += 1 - smooth
+    return x, mx.nd.array(target)
+
+
 def train_epoch(net, trainer, images, labels, args, epoch: int, step: int, total: int) -> tuple[float, float, int]:
     """One epoch over `images` in a fixed, epoch-seeded order; returns loss, accuracy, step."""
     import mxnet as mx
@@ -74,18 +84,15 @@ def train_epoch(net, trainer, images, labels, args, epoch: int, step: int, total
     order = rng.permutation(len(images))
     batches = len(order) // args.batch_size  # the ragged tail is dropped
     loss_fn = mx.gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=False)
-    smooth = args.label_smoothing
     loss_sum, correct, seen, pending = 0.0, 0, 0, None
     bar = tqdm(range(batches), desc=f"epoch {epoch}", unit="batch", mininterval=5, leave=False)
     for b in bar:
         idx = order[b * args.batch_size : (b + 1) * args.batch_size]
-        x = mx.nd.array(normalize(augment(images[idx], rng)))
-        target = np.full((len(idx), len(CLASSES)), smooth / len(CLASSES), dtype=np.float32)
-        target[np.arange(len(idx)), labels[idx]] += 1 - smooth
+        x, target = make_batch(images, labels, idx, rng, args.label_smoothing)
         trainer.set_learning_rate(learning_rate(step, total, args.lr, args.warmup, args.final_lr_ratio))
         with autograd.record():
             out = net(x)
-            loss = loss_fn(out, mx.nd.array(target))
+            loss = loss_fn(out, target)
         loss.backward()
         trainer.step(len(idx))
         step += 1
