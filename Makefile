@@ -21,7 +21,7 @@ OMP_NUM_THREADS ?= 1
 # Where the workers' metrics meet, so that one scrape sees them all (cleared at each start).
 METRICS_DIR ?= .cache/metrics
 
-.PHONY: install run serve test lint train evaluate helm template image push deploy clean gpu-smoke fuzz bench soak
+.PHONY: install run serve test lint train lr-range evaluate helm template image push deploy clean gpu-smoke fuzz bench soak
 
 install: $(VENV)/.installed
 
@@ -70,6 +70,9 @@ $(TOOLS)/helm:
 train: install
 	$(BIN)/python -m training.train --data $(DATA) --out $(RUN) --epochs 30
 	cp $(RUN)/cifar_resnet20_v1.params $(RUN)/cifar_resnet20_v1.json function/weights/
+
+lr-range: install
+	$(BIN)/python -m training.lr_range --data $(DATA) --out runs/lr-range
 
 evaluate: install
 	$(BIN)/python -m training.evaluate --data $(DATA) --params function/weights/cifar_resnet20_v1.params --out runs/evaluation
