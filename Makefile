@@ -67,9 +67,13 @@ helm: $(HELM)
 $(TOOLS)/helm:
 	$(BIN)/python tools/fetch_helm.py $(TOOLS)
 
+# The recipe of the shipped weights is train.py's defaults; rerunning resumes from the last epoch.
 train: install
-	$(BIN)/python -m training.train --data $(DATA) --out $(RUN) --epochs 30
+	$(BIN)/python -m training.train --data $(DATA) --out $(RUN)
 	cp $(RUN)/cifar_resnet20_v1.params $(RUN)/cifar_resnet20_v1.json function/weights/
+	cp $(RUN)/history.png function/weights/cifar_resnet20_v1-history.png
+	cp $(RUN)/history.json function/weights/cifar_resnet20_v1-history.json
+	cp $(RUN)/confusion.png function/weights/cifar_resnet20_v1-confusion.png
 
 lr-range: install
 	$(BIN)/python -m training.lr_range --data $(DATA) --out runs/lr-range
