@@ -35,8 +35,8 @@ logging.basicConfig(
 log = logging.getLogger("function")
 
 SETTINGS = Settings.from_env()
-if multiprocess_dir():
-    clear_multiprocess_dir(multiprocess_dir())
+if (METRICS_DIR := multiprocess_dir()) is not None:
+    clear_multiprocess_dir(METRICS_DIR)  # in gunicorn's master, before any worker writes there
 METRICS = Metrics()
 REPLIES = ReplyCache(SETTINGS.dedup_cache_size, SETTINGS.dedup_ttl_seconds)
 CLASSIFIER = Classifier(SETTINGS, observe_batch=METRICS.observe_batch, observe_model=METRICS.observe_model)
