@@ -57,7 +57,13 @@ class Classifier:
         observe_model: Callable[[ModelHolder], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.model = ModelHolder(settings.model_params, settings.device, settings.load_retry_seconds, observe_model)
+        self.model = ModelHolder(
+            settings.model_params,
+            settings.device,
+            settings.load_retry_seconds,
+            observe_model,
+            settings.flip_average,
+        )
         self._preparing = 0  # requests inside `request()` that have not submitted their images yet
         self._count_lock = threading.Lock()
         self._local = threading.local()

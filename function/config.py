@@ -25,6 +25,7 @@ class Settings:
     load_mode: str = "background"
     load_timeout_seconds: float = 60.0
     load_retry_seconds: float = 30.0
+    flip_average: bool = True
     top_k: int = 3
     max_body_bytes: int = 10 * 1024 * 1024
     max_image_pixels: int = 50_000_000

@@ -18,7 +18,7 @@ import numpy as np
 
 from function.cifar10 import CLASSES, INPUT_SIZE, NETWORK
 from function.errors import Unavailable
-from function.imaging import normalize
+from function.inference import probabilities
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +41,11 @@ class ModelHolder:
         device: str,
         retry_seconds: float,
         on_ready: Callable[["ModelHolder"], None] | None = None,
+        flip_average: bool = True,
     ) -> None:
         """`on_ready` runs in the loader thread once the model is loaded and warmed up."""
         self.params = params
+        self.flip_average = flip_average
         self.on_ready = on_ready
         self.requested_device = device
         self.retry_seconds = retry_seconds
@@ -53,7 +55,6 @@ class ModelHolder:
         self.load_count = 0
         self._net = None
         self._ctx = None
-        self._mx = None
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
@@ -110,7 +111,7 @@ class ModelHolder:
             net.load_parameters(str(self.params), ctx=ctx)
             net.hybridize(static_alloc=True)
             loaded = time.perf_counter()
-            self._mx, self._ctx = mx, ctx
+            self._ctx = ctx
             self._forward(net, np.zeros((1, INPUT_SIZE, INPUT_SIZE, 3), dtype=np.uint8))
             self.times = LoadTimes(imported - started, loaded - imported, time.perf_counter() - loaded)
             self.device = "gpu" if ctx.device_type == "gpu" else "cpu"
@@ -148,9 +149,8 @@ class ModelHolder:
         return mx.gpu(0)
 
     def forward(self, images: np.ndarray) -> np.ndarray:
-        """Softmax probabilities (N x classes) for a uint8 NHWC batch, computed on the device."""
+        """Softmax probabilities (N x classes) for a uint8 NHWC batch, computed on the device (see `inference`)."""
         return self._forward(self._net, images)
 
     def _forward(self, net, images: np.ndarray) -> np.ndarray:
-        x = self._mx.nd.array(normalize(images), ctx=self._ctx)
-        return net(x).softmax(axis=1).asnumpy()
+        return probabilities(net, images, self._ctx, self.flip_average)

@@ -141,6 +141,7 @@ def test_defaults_are_a_gpu_service_that_scales_to_zero() -> None:
     assert env["LOAD_MODE"] == "background" and env["REPLY_TYPE"] == "dev.cifar10.classify.response"
     assert env["REPLY_SOURCE"] == "/knative/cifar-cifar10-function"
     assert env["WORKERS"] == "1" and "OMP_NUM_THREADS" not in env  # one model copy per GPU
+    assert env["FLIP_AVERAGE"] == "true"  # the model card's accuracy is the flip-averaged one
     assert container["securityContext"]["runAsNonRoot"] is True
     assert not by_kind(render(), "Trigger")
 
@@ -151,6 +152,12 @@ def test_cpu_only_has_no_gpu_limit_and_a_worker_per_core() -> None:
     assert "nvidia.com/gpu" not in container["resources"]["limits"]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert (env["WORKERS"], env["OMP_NUM_THREADS"], env["DEVICE"]) == ("2", "1", "cpu")
+
+
+def test_flip_average_can_be_turned_off() -> None:
+    (service,) = by_kind(render("--set", "function.flipAverage=false"), "Service")
+    env = {e["name"]: e["value"] for e in service["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["FLIP_AVERAGE"] == "false"
 
 
 def test_digest_wins_over_tag() -> None:
@@ -232,6 +239,7 @@ BAD_VALUES = [
     (["--set", "extraEnv[0].name=K_SERVICE", "--set", "extraEnv[0].value=x"], "K_SERVICE"),
     (["--set", "extraEnv[0].name=THREADS", "--set", "extraEnv[0].value=4"], "from function.threads"),
     (["--set", "function.workers=0"], "workers"),
+    (["--set", "function.flipAverage=sometimes"], "flipAverage"),
     (["--set", "responseStartTimeoutSeconds=300", "--set", "timeoutSeconds=100"], "must not exceed"),
 ]
 

@@ -14,6 +14,7 @@ def test_defaults() -> None:
     assert settings.max_body_bytes == 10 * 1024 * 1024
     assert settings.max_images_per_request == 64
     assert settings.top_k == 3
+    assert settings.flip_average is True
     assert settings.reply_source == "/knative/cifar10-function"
 
 
@@ -23,6 +24,7 @@ def test_environment_overrides_and_types() -> None:
             "MODEL_PARAMS": "/m/p.params",
             "TOP_K": "5",
             "CLOUDEVENT_REPLY": "false",
+            "FLIP_AVERAGE": "no",
             "BATCH_MAX_DELAY_MS": "0.5",
             "LOAD_MODE": "first-request",
             "K_SERVICE": "cifar",
@@ -31,6 +33,7 @@ def test_environment_overrides_and_types() -> None:
     assert settings.model_params == Path("/m/p.params")
     assert settings.top_k == 5
     assert settings.cloudevent_reply is False
+    assert settings.flip_average is False
     assert settings.batch_max_delay_ms == 0.5
     assert settings.load_mode == "first-request"
     assert settings.reply_source == "/knative/cifar"

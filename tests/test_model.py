@@ -45,6 +45,18 @@ def test_forward_gives_probabilities(params: Path) -> None:
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.parametrize("flip_average", [True, False])
+def test_forward_follows_the_flip_average_setting(params: Path, flip_average: bool) -> None:
+    from function.inference import probabilities
+    from training.evaluate import load_network
+
+    holder = ModelHolder(params, "cpu", 30, flip_average=flip_average)
+    holder.wait(60)
+    images = np.random.default_rng(1).integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)
+    expected = probabilities(load_network(params), images, flip_average=flip_average)
+    np.testing.assert_allclose(holder.forward(images), expected, atol=1e-5)
+
+
 def test_missing_file_is_unavailable_and_names_the_path(tmp_path: Path) -> None:
     missing = tmp_path / "nope.params"
     holder = ModelHolder(missing, "auto", 30)

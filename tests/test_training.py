@@ -114,6 +114,7 @@ def test_smoke_run_writes_loadable_weights_and_card_then_resumes(tmp_path: Path)
         "mean",
         "std",
         "validation_accuracy",
+        "validation_accuracy_single_view",
         "per_class_accuracy",
         "epochs",
         "recipe",
@@ -131,6 +132,8 @@ def test_smoke_run_writes_loadable_weights_and_card_then_resumes(tmp_path: Path)
     )
     assert result["accuracy"] == pytest.approx(written["validation_accuracy"], abs=1e-4)
     assert (tmp_path / "eval" / "confusion.png").exists()
+    single = evaluate.main(["--data", str(tree), "--params", str(out / "cifar_resnet20_v1.params"), "--single-view"])
+    assert single["accuracy"] == pytest.approx(written["validation_accuracy_single_view"], abs=1e-4)
     resumed = train.main([*args[:5], "2", *args[6:]])  # same run, one more epoch: resumes from epoch 1
     assert resumed["epochs"] == 2
     assert [row["epoch"] for row in json.loads((out / "history.json").read_text())] == [1, 2]

@@ -10,20 +10,18 @@ from pathlib import Path
 import numpy as np
 
 from function.cifar10 import CLASSES, NETWORK
-from function.imaging import normalize
+from function.inference import probabilities
 from training.data import load, stratified_split
 from training.plots import plot_confusion
 
 
-def predict(net, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
-    """Predicted class indices for uint8 NHWC images, in inference mode."""
-    import mxnet as mx
-
+def predict(net, images: np.ndarray, batch_size: int = 500, flip_average: bool = True) -> np.ndarray:
+    """Predicted class indices for uint8 NHWC images, computed exactly as the function serves them."""
     out = [
-        net(mx.nd.array(normalize(images[i : i + batch_size]))).argmax(axis=1)
+        probabilities(net, images[i : i + batch_size], flip_average=flip_average).argmax(axis=1)
         for i in range(0, len(images), batch_size)
     ]
-    return np.concatenate([o.asnumpy() for o in out]).astype(np.int32) if out else np.empty(0, np.int32)
+    return np.concatenate(out).astype(np.int32) if out else np.empty(0, np.int32)
 
 
 def scores(labels: np.ndarray, predictions: np.ndarray) -> dict:
@@ -58,6 +56,11 @@ def main(argv: list[str] | None = None) -> dict:
         default="validation",
         help="'all' evaluates every image of --data, e.g. a held-out test folder",
     )
+    parser.add_argument(
+        "--single-view",
+        action="store_true",
+        help="no flip averaging: the accuracy the function serves with FLIP_AVERAGE=false",
+    )
     parser.add_argument("--val-per-class", type=int, default=None, help="default: from the model card, else 500")
     parser.add_argument("--seed", type=int, default=None, help="split seed; default: from the model card, else 0")
     parser.add_argument("--cache", type=Path, default=Path(".cache/data"))
@@ -73,8 +76,12 @@ def main(argv: list[str] | None = None) -> dict:
         per_class = args.val_per_class or split.get("per_class", 500)
         seed = args.seed if args.seed is not None else split.get("seed", 0)
         _, indices = stratified_split(dataset.labels, per_class, seed)
-    result = scores(dataset.labels[indices], predict(load_network(args.params), dataset.images[indices]))
-    print(f"top-1 accuracy: {result['accuracy']:.4f} on {len(indices)} images ({args.split})")
+    result = scores(
+        dataset.labels[indices],
+        predict(load_network(args.params), dataset.images[indices], flip_average=not args.single_view),
+    )
+    view = "single view" if args.single_view else "flip-averaged"
+    print(f"top-1 accuracy: {result['accuracy']:.4f} on {len(indices)} images ({args.split}, {view})")
     for name, acc in result["per_class_accuracy"].items():
         print(f"  {name:<10} {acc:.4f}")
     if args.out:

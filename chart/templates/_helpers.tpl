@@ -65,7 +65,7 @@ app.kubernetes.io/part-of: cifar10-function
 {{- if and (eq .Values.function.device "gpu") (not .Values.gpu.enabled) }}
 {{- fail "function.device is gpu but gpu.enabled is false: the pod would get no GPU; use device auto or cpu, or enable the GPU" }}
 {{- end }}
-{{- $owned := dict "MODEL_PARAMS" "modelParams" "DEVICE" "device" "LOAD_MODE" "loadMode" "LOAD_TIMEOUT_SECONDS" "loadTimeoutSeconds" "TOP_K" "topK" "MAX_BODY_BYTES" "maxBodyBytes" "MAX_IMAGE_PIXELS" "maxImagePixels" "MAX_IMAGES_PER_REQUEST" "maxImagesPerRequest" "BATCH_MAX_SIZE" "batchMaxSize" "BATCH_MAX_DELAY_MS" "batchMaxDelayMs" "QUEUE_MAX_IMAGES" "queueMaxImages" "CLOUDEVENT_REPLY" "cloudeventReply" "REPLY_TYPE" "replyType" "REPLY_SOURCE" "replySource" "WORKERS" "workers" "THREADS" "threads" "LOG_LEVEL" "logLevel" }}
+{{- $owned := dict "MODEL_PARAMS" "modelParams" "DEVICE" "device" "LOAD_MODE" "loadMode" "LOAD_TIMEOUT_SECONDS" "loadTimeoutSeconds" "FLIP_AVERAGE" "flipAverage" "TOP_K" "topK" "MAX_BODY_BYTES" "maxBodyBytes" "MAX_IMAGE_PIXELS" "maxImagePixels" "MAX_IMAGES_PER_REQUEST" "maxImagesPerRequest" "BATCH_MAX_SIZE" "batchMaxSize" "BATCH_MAX_DELAY_MS" "batchMaxDelayMs" "QUEUE_MAX_IMAGES" "queueMaxImages" "CLOUDEVENT_REPLY" "cloudeventReply" "REPLY_TYPE" "replyType" "REPLY_SOURCE" "replySource" "WORKERS" "workers" "THREADS" "threads" "LOG_LEVEL" "logLevel" }}
 {{- if .Values.function.ompThreads }}
 {{- $_ := set $owned "OMP_NUM_THREADS" "ompThreads" }}
 {{- end }}
