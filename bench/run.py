@@ -4,7 +4,8 @@
 
 Both servers get the same multipart `/predict` request from wrk at concurrency 1, 8 and 32. Also
 measured in the same run: cold start (process start to first answer), peak memory, the time to
-import mxnet and gluoncv alone, and the raw forward-pass limit (in-process, batch 32).
+import mxnet and gluoncv alone, and the raw forward-pass limit (in-process, batch 32, the model
+holder's forward pass with the server's FLIP_AVERAGE).
 """
 
 import argparse
@@ -33,22 +34,24 @@ SERVER_DEFAULTS = {
     "WORKERS": str(os.cpu_count() or 1),
     "THREADS": "16",
     "OMP_NUM_THREADS": "1",
+    "FLIP_AVERAGE": "true",
     "PROMETHEUS_MULTIPROC_DIR": str(ROOT / ".cache" / "bench-metrics"),
 }
 
 IMPORT_SNIPPET = "import time; t = time.perf_counter(); import mxnet, gluoncv; print(time.perf_counter() - t)"
 FORWARD_SNIPPET = """
-import sys, time, mxnet as mx
-from gluoncv.model_zoo import get_model
-net = get_model("cifar_resnet20_v1", classes=10)
-net.load_parameters(sys.argv[1])
-net.hybridize(static_alloc=True, static_shape=True)
-x = mx.nd.random.uniform(shape=(32, 3, 32, 32))
+import sys, time, numpy as np
+from function.config import Settings
+from function.model import ModelHolder
+settings = Settings.from_env()
+holder = ModelHolder(settings.model_params, "cpu", 30, flip_average=settings.flip_average)
+holder.wait(60)
+images = np.random.default_rng(0).integers(0, 255, (32, 32, 32, 3), dtype=np.uint8)
 for _ in range(5):
-    net(x).wait_to_read()
+    holder.forward(images)
 count, start = 0, time.perf_counter()
-while time.perf_counter() - start < float(sys.argv[2]):
-    net(x).wait_to_read()
+while time.perf_counter() - start < float(sys.argv[1]):
+    holder.forward(images)
     count += 32
 print(count / (time.perf_counter() - start))
 """
@@ -75,11 +78,14 @@ def import_seconds() -> float:
     return statistics.median(runs)
 
 
-def forward_limit(seconds: float) -> float:
-    """The machine's limit: all cores for MXNet, whatever OMP_NUM_THREADS the servers are given."""
-    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+def forward_limit(seconds: float, server_env: dict[str, str]) -> float:
+    """The machine's limit for the served forward pass (the model holder's, with the server's
+    FLIP_AVERAGE), batch 32, on all cores whatever OMP_NUM_THREADS the servers are given."""
+    env = {**{k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}, **server_env}
+    env.pop("OMP_NUM_THREADS", None)
     out = subprocess.run(
-        [sys.executable, "-c", FORWARD_SNIPPET, str(PARAMS), str(seconds)],
+        [sys.executable, "-c", FORWARD_SNIPPET, str(seconds)],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
@@ -156,13 +162,14 @@ def main(argv: list[str] | None = None) -> dict:
     if not PARAMS.exists():
         sys.exit(f"{PARAMS} is missing")
 
+    server_env = {**{k: os.environ.get(k, d) for k, d in SERVER_DEFAULTS.items()}, "MODEL_PARAMS": str(PARAMS)}
     imports = import_seconds()
-    limit = forward_limit(5.0)
+    limit = forward_limit(5.0, server_env)
     print(f"import mxnet+gluoncv: {imports:.2f} s; raw forward limit (batch 32): {limit:.0f} images/s", flush=True)
     function = measure(
         "function",
         function_command(),
-        {**{k: os.environ.get(k, d) for k, d in SERVER_DEFAULTS.items()}, "MODEL_PARAMS": str(PARAMS)},
+        server_env,
         18081,
         args.seconds,
     )
