@@ -24,11 +24,6 @@ SMOOTHING = 0.9  # exponential moving average of the loss, debiased, as in fast.
 DIVERGED = 4.0  # stop once the smoothed loss is this many times its best
 
 
-def rates(low: float, high: float, steps: int) -> np.ndarray:
-    """`steps` learning rates from `low` to `high`, evenly spaced on a log scale."""
-    return np.geomspace(low, high, steps)
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="image folder, tarball, or 'cifar10' (gluon download)")
@@ -58,7 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
     rng = np.random.default_rng(args.seed)
     rows: list[dict] = []
     average, best = 0.0, math.inf
-    for step, lr in enumerate(tqdm(rates(args.min_lr, args.max_lr, args.steps), desc="lr range", unit="batch")):
+    for step, lr in enumerate(tqdm(np.geomspace(args.min_lr, args.max_lr, args.steps), desc="lr range", unit="batch")):
         idx = rng.choice(len(images), size=min(args.batch_size, len(images)), replace=False)
         x, target = make_batch(images, labels, idx, rng, args.label_smoothing)
         trainer.set_learning_rate(float(lr))
