@@ -2,6 +2,7 @@
 
 import copy
 import json
+import posixpath
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,6 +16,7 @@ from tests.conftest import ROOT
 CHART = ROOT / "chart"
 SCHEMAS = ROOT.parent / "shared" / "schemas" / "knative"
 RESERVED_ENV = {"PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION"}
+RESERVED_PATHS = {"/", "/dev", "/dev/log", "/tmp", "/var", "/var/log"}  # Knative's webhook refuses mounts there
 CONTAINER_FIELDS = {
     "name",
     "image",
@@ -119,6 +121,8 @@ def check_webhook_rules(service: dict) -> None:
     assert container["readinessProbe"]["httpGet"]["path"] == "/health/readiness"
     assert container["livenessProbe"]["httpGet"]["path"] == "/health/liveness"
     assert not {e["name"] for e in container["env"]} & RESERVED_ENV
+    for mount in container.get("volumeMounts", []):
+        assert posixpath.normpath(mount["mountPath"]) not in RESERVED_PATHS, mount
     annotations = template["metadata"]["annotations"]
     assert all(isinstance(v, str) for v in annotations.values())
     assert "autoscaling.knative.dev/min-scale" in annotations
@@ -177,6 +181,20 @@ def test_scheduling_fields_render_only_when_set() -> None:
     assert spec["containers"][0]["startupProbe"]["httpGet"]["path"] == "/health/readiness"
 
 
+def test_read_only_root_writes_to_an_empty_dir() -> None:
+    (service,) = by_kind(render("-f", str(CHART / "ci" / "read-only-root-values.yaml")), "Service")
+    spec = service["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["volumeMounts"] == [{"name": "scratch", "mountPath": "/scratch"}]
+    assert spec["volumes"] == [{"name": "scratch", "emptyDir": {"sizeLimit": "128Mi"}}]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert (env["TMPDIR"], env["PROMETHEUS_MULTIPROC_DIR"]) == ("/scratch", "/scratch/metrics")
+    (plain,) = by_kind(render(), "Service")
+    assert "volumes" not in plain["spec"]["template"]["spec"]
+    assert "TMPDIR" not in {e["name"] for e in plain["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
 def test_eventing_trigger_subscribes_the_service() -> None:
     docs = render("-f", str(CHART / "ci" / "eventing-values.yaml"))
     (service,), (trigger,) = by_kind(docs, "Service"), by_kind(docs, "Trigger")
@@ -204,10 +222,18 @@ def test_helm_test_pod_posts_an_image() -> None:
 
 def test_notes_name_the_feature_flags_the_values_need() -> None:
     result = helm(
-        "install", "cifar", str(CHART), "--dry-run=client", "-f", str(CHART / "ci" / "gpu-scheduling-values.yaml")
+        "install",
+        "cifar",
+        str(CHART),
+        "--dry-run=client",
+        "-f",
+        str(CHART / "ci" / "gpu-scheduling-values.yaml"),
+        "--set",
+        "tmpVolume.enabled=true",
     )
     assert result.returncode == 0, result.stderr
     for flag in (
+        "kubernetes.podspec-volumes-emptydir",
         "kubernetes.podspec-nodeselector",
         "kubernetes.podspec-tolerations",
         "kubernetes.podspec-affinity",
@@ -240,6 +266,12 @@ BAD_VALUES = [
     (["--set", "extraEnv[0].name=THREADS", "--set", "extraEnv[0].value=4"], "from function.threads"),
     (["--set", "function.workers=0"], "workers"),
     (["--set", "function.flipAverage=sometimes"], "flipAverage"),
+    (["--set", "securityContext.readOnlyRootFilesystem=true"], "needs tmpVolume.enabled"),
+    (["--set", "tmpVolume.sizeLimit=lots"], "sizeLimit"),
+    (
+        ["--set", "tmpVolume.enabled=true", "--set", "extraEnv[0].name=TMPDIR", "--set", "extraEnv[0].value=/x"],
+        "points it at the emptyDir",
+    ),
     (["--set", "responseStartTimeoutSeconds=300", "--set", "timeoutSeconds=100"], "must not exceed"),
 ]
 

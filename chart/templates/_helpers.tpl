@@ -62,6 +62,9 @@ app.kubernetes.io/part-of: cifar10-function
 {{- if gt (int .Values.responseStartTimeoutSeconds) (int .Values.timeoutSeconds) }}
 {{- fail (printf "responseStartTimeoutSeconds (%d) must not exceed timeoutSeconds (%d)" (int .Values.responseStartTimeoutSeconds) (int .Values.timeoutSeconds)) }}
 {{- end }}
+{{- if and .Values.securityContext.readOnlyRootFilesystem (not .Values.tmpVolume.enabled) }}
+{{- fail "securityContext.readOnlyRootFilesystem needs tmpVolume.enabled: the workers' metrics directory and spooled uploads need a writable directory" }}
+{{- end }}
 {{- if and (eq .Values.function.device "gpu") (not .Values.gpu.enabled) }}
 {{- fail "function.device is gpu but gpu.enabled is false: the pod would get no GPU; use device auto or cpu, or enable the GPU" }}
 {{- end }}
@@ -75,6 +78,9 @@ app.kubernetes.io/part-of: cifar10-function
 {{- end }}
 {{- if hasKey $owned .name }}
 {{- fail (printf "extraEnv may not set %s: the chart sets it from function.%s; set that value instead" .name (get $owned .name)) }}
+{{- end }}
+{{- if and $.Values.tmpVolume.enabled (has .name (list "TMPDIR" "PROMETHEUS_MULTIPROC_DIR")) }}
+{{- fail (printf "extraEnv may not set %s: tmpVolume.enabled points it at the emptyDir" .name) }}
 {{- end }}
 {{- end }}
 {{- if .Values.trigger.enabled }}
