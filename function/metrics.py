@@ -4,11 +4,13 @@ With one server process each app has its own registry (tests build many apps in 
 With several gunicorn workers, set `PROMETHEUS_MULTIPROC_DIR`: prometheus-client then keeps every
 worker's values in files there and a scrape of any worker sums them, so `GET /metrics` shows the
 whole pod, not whichever worker answered. Gauges are therefore set when things happen (model
-ready, batch taken), never at scrape time, and each names how workers combine.
+ready, batch taken), never at scrape time, and each names how workers combine. A worker's live
+gauges leave with it: at its exit, or at the next scrape when it was killed.
 """
 
 import atexit
 import os
+import re
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -20,6 +22,7 @@ from function.model import ModelHolder
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]*_(\d+)\.db")
 
 
 def multiprocess_dir() -> Path | None:
@@ -33,6 +36,18 @@ def clear_multiprocess_dir(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.db"):
         stale.unlink()
+
+
+def forget_dead_processes(directory: Path) -> None:
+    """Drop the live gauges of workers that died without running atexit (SIGKILL, OOM kill)."""
+    pids = {int(m.group(1)) for f in directory.glob("gauge_live*.db") if (m := LIVE_GAUGE_FILE.fullmatch(f.name))}
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            mark_process_dead(pid, str(directory))
+        except PermissionError:
+            pass  # alive, owned by another user
 
 
 class Metrics:
@@ -134,6 +149,7 @@ class Metrics:
         """The text format: this registry, or every worker's files summed."""
         if self.directory is None:
             return generate_latest(self.registry)
+        forget_dead_processes(self.directory)
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=str(self.directory))
         return generate_latest(registry)

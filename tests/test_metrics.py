@@ -1,7 +1,11 @@
 """The Prometheus registry of one app, rendered in the text format."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -54,3 +58,30 @@ def test_each_app_has_its_own_registry() -> None:
     first.observe_request("/", "GET", 200, 0.001)
     assert not any(name == "cifar10_requests_total" for name, _ in samples(generate_latest(second.registry)))
     assert any(name == "cifar10_requests_total" for name, _ in samples(generate_latest(first.registry)))
+
+
+KILLED_WORKER = """
+import os, signal
+from function.metrics import Metrics
+metrics = Metrics()
+metrics.worker_started()
+metrics.loaded.set(1)
+metrics.queued.set(5)
+metrics.requests.labels("/", "POST", "200").inc()
+os.kill(os.getpid(), signal.SIGKILL)  # no atexit: its live gauges stay behind
+"""
+
+
+def test_a_killed_workers_live_gauges_leave_at_the_next_scrape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = tmp_path / "metrics"
+    clear_multiprocess_dir(directory)
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    worker = subprocess.run([sys.executable, "-c", KILLED_WORKER], env=env, cwd=Path(__file__).parent.parent)
+    assert worker.returncode == -9
+    assert list(directory.glob("gauge_livesum_*.db")), "the worker wrote no live gauge"
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
+    scraped = samples(Metrics().exposition())
+    assert ("cifar10_queue_images", ()) not in scraped  # not 5 from a worker that is gone
+    assert ("cifar10_model_loaded", ()) not in scraped
+    assert scraped[("cifar10_requests_total", (("method", "POST"), ("route", "/"), ("status", "200")))] == 1
+    assert not list(directory.glob("gauge_live*.db"))
