@@ -1,7 +1,7 @@
 """The network's answer for a batch, shared by serving and by training's evaluation.
 
 With `flip_average` the batch goes through the network together with its mirror image and the two
-softmax outputs are averaged: one forward pass of twice the batch, about 1.3 points of validation
+softmax outputs are averaged: one forward pass of twice the batch, about one point of validation
 accuracy for the shipped weights. Evaluation calls the same function, so the accuracy in the model
 card is the accuracy the function serves.
 """

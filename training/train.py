@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="image folder, tarball, or 'cifar10' (gluon download)")
     parser.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, history, results")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.2, help="peak learning rate")
     parser.add_argument("--warmup", type=float, default=0.15, help="fraction of steps spent warming up")
