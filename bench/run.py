@@ -81,7 +81,7 @@ def import_seconds() -> float:
 def forward_limit(seconds: float, server_env: dict[str, str]) -> float:
     """The machine's limit for the served forward pass (the model holder's, with the server's
     FLIP_AVERAGE), batch 32, on all cores whatever OMP_NUM_THREADS the servers are given."""
-    env = {**{k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}, **server_env}
+    env = {**os.environ, **server_env}
     env.pop("OMP_NUM_THREADS", None)
     out = subprocess.run(
         [sys.executable, "-c", FORWARD_SNIPPET, str(seconds)],
