@@ -10,10 +10,9 @@ import urllib.request
 from pathlib import Path
 
 
-def function_command(host: str = "127.0.0.1") -> list[str]:
-    """The function's server as `make serve` runs it: functions-framework (gunicorn) on `host`."""
-    cli = str(Path(sys.executable).parent / "functions-framework")
-    return [cli, "--source", "function/main.py", "--target", "handle", "--host", host]
+def function_command() -> list[str]:
+    """The function's server as `make serve` runs it: `python -m function` (HOST and PORT from the environment)."""
+    return [sys.executable, "-m", "function"]
 
 
 def tree(pid: int) -> list[int]:

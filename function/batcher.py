@@ -1,150 +1,261 @@
-"""Micro-batching: one inference thread serves a bounded queue of images.
+"""Continuous batching over a pool of inference worker processes, driven by the event loop.
 
-MXNet is not thread-safe, so this thread is the only caller of the network. Request threads
-decode their images and `submit` them; the thread gathers up to `max_size` images, waiting at
-most `max_delay` after the first one, runs one forward pass and hands every caller its rows.
-If a batch fails, its images are retried one by one so a bad item spares its batch-mates. The
-wait is adaptive: it ends as soon as no other request is on its way (still decoding), so a lone
-request pays no delay and concurrent ones still share a forward pass.
+Requests put their images on one queue (all of a request's images or none: 429 when full); each
+time a worker is idle it gets everything waiting, up to `batch_max_size` images, at once. A lone
+request is sent the moment it arrives (no batching delay), and under load the queue fills while
+the workers compute, so batches grow by themselves. Because work is handed out per batch and not
+per connection, every worker stays busy whatever the clients' connections do (a keep-alive pool
+that sticks to one connection included).
+
+A worker that dies (OOM kill, a crash in native code) is started again; the images it held go
+back to the head of the queue, each alone, and an image that kills a worker twice is refused.
 """
 
+import asyncio
+import collections
+import contextlib
+import itertools
 import logging
-import queue
-import threading
+import multiprocessing
+import os
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from function.errors import Overloaded
+from function import inference_worker
+from function.config import Settings
+from function.errors import HTTPError, InvalidImage, Overloaded, Unavailable
+from function.inference_worker import Payload, WorkerState
 
 log = logging.getLogger(__name__)
 
-POLL = 0.0002  # seconds between looks at `expected` while a batch waits for more requests
-Forward = Callable[[np.ndarray], np.ndarray]
-BatchObserver = Callable[[int, float, int], None]  # size, oldest wait, images still queued
+# A batch carries at most this many encoded bytes unless it is a single image: large photos are
+# spread over the workers one by one instead of being decoded back to back by one of them.
+BATCH_ENCODED_BYTES = 1 << 20
+BatchObserver = Callable[[int, float, int], None]  # images, oldest wait in seconds, images still queued
+StateObserver = Callable[[list[WorkerState]], None]
 
 
 @dataclass
 class _Item:
-    image: np.ndarray
-    future: Future = field(default_factory=Future)
+    payload: Payload
+    future: asyncio.Future
     queued_at: float = field(default_factory=time.perf_counter)
+    crashes: int = 0
+
+    @property
+    def size(self) -> int:
+        return self.payload.nbytes if hasattr(self.payload, "nbytes") else len(self.payload)
+
+
+@dataclass
+class _Worker:
+    index: int
+    process: multiprocessing.Process
+    conn: multiprocessing.connection.Connection
+    state: WorkerState = field(default_factory=lambda: WorkerState("not_loaded", "none"))
+    batch: tuple[int, list[_Item]] | None = None
+    load_requested: bool = False
 
 
 class Batcher:
-    """Gathers images from many threads into forward passes of at most `max_size`."""
+    """The queue, the workers, and the readiness they add up to."""
 
     def __init__(
         self,
-        forward: Forward,
-        max_size: int,
-        max_delay: float,
-        max_queued: int,
-        observe: BatchObserver | None = None,
-        expected: Callable[[], int] | None = None,
+        settings: Settings,
+        workers: int,
+        observe_batch: BatchObserver | None = None,
+        observe_states: StateObserver | None = None,
+        observe_restart: Callable[[], None] | None = None,
     ) -> None:
-        """`expected` counts requests about to submit; when it says none, a batch waits for nothing."""
-        self.forward = forward
-        self.max_size = max_size
-        self.max_delay = max_delay
-        self.observe = observe
-        self.expected = expected
-        self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=max_queued)
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self.settings = settings
+        self.size = workers
+        self.observe_batch = observe_batch
+        self.observe_states = observe_states
+        self.observe_restart = observe_restart
+        self._queue: collections.deque[_Item] = collections.deque()
+        self._workers: list[_Worker] = []
+        self._ids = itertools.count()
         self._stopping = False
+        self._changed: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    def submit(self, images: list[np.ndarray]) -> list[Future]:
+    # Lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the workers; called on the event loop that will serve requests."""
+        self._loop = asyncio.get_running_loop()
+        self._changed = asyncio.Event()
+        # One MXNet thread per worker unless told otherwise: the workers are the parallelism.
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        self._workers = [self._spawn(index) for index in range(self.size)]
+
+    async def stop(self, timeout: float) -> None:
+        """Refuse new work, finish what was accepted, then end every worker."""
+        self._stopping = True
+        deadline = time.monotonic() + timeout
+        while (self._queue or any(w.batch for w in self._workers)) and time.monotonic() < deadline:
+            await self._wait_change(deadline - time.monotonic())
+        for worker in self._workers:
+            self._loop.remove_reader(worker.conn.fileno())
+            with contextlib.suppress(OSError):
+                worker.conn.send(("stop",))
+        for worker in self._workers:
+            await asyncio.to_thread(worker.process.join, max(0.1, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.kill()
+            worker.conn.close()
+
+    @property
+    def states(self) -> list[WorkerState]:
+        return [w.state for w in self._workers]
+
+    @property
+    def ready(self) -> bool:
+        """Every worker has its model loaded and warmed up."""
+        return bool(self._workers) and all(w.state.state == "ready" for w in self._workers)
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    # Requests --------------------------------------------------------------------------------
+
+    async def classify(self, payloads: list[Payload]) -> list[object]:
+        """Per payload, probabilities; the first image's error (by position) is raised."""
+        await self._wait_for_model()
+        futures = self.submit(payloads)
+        results = await asyncio.gather(*futures)
+        for position, result in enumerate(results):
+            if isinstance(result, HTTPError):
+                raise result.prefixed(f"image {position}: ") if len(results) > 1 else result
+        return results
+
+    def submit(self, payloads: list[Payload]) -> list[asyncio.Future]:
         """Queue all images of one request, or none of them (429 when the queue is full)."""
-        self._ensure_thread()
-        with self._lock:  # all or nothing: another request must not take the free slots midway
-            if self._stopping:
-                raise Overloaded("the function is shutting down")
-            free = self._queue.maxsize - self._queue.qsize()
-            if len(images) > free:
-                raise Overloaded(f"the inference queue is full ({self._queue.maxsize} images waiting)")
-            items = [_Item(image) for image in images]
-            for item in items:
-                self._queue.put_nowait(item)
+        if self._stopping:
+            raise Overloaded("the function is shutting down")
+        if len(self._queue) + len(payloads) > self.settings.queue_max_images:
+            raise Overloaded(f"the inference queue is full ({self.settings.queue_max_images} images waiting)")
+        items = [_Item(payload, self._loop.create_future()) for payload in payloads]
+        self._queue.extend(items)
+        self._dispatch()
         return [item.future for item in items]
 
-    def queued(self) -> int:
-        return self._queue.qsize()
+    async def _wait_for_model(self) -> None:
+        """Until some worker is ready: ask idle or failed workers to load (once per request), 503 on
+        timeout or when every worker failed (a worker retries at most every `load_retry_seconds`)."""
+        deadline = time.monotonic() + self.settings.load_timeout_seconds
+        asked: set[int] = set()
+        while not any(w.state.state == "ready" for w in self._workers):
+            for worker in self._workers:
+                if worker.state.state in ("not_loaded", "failed") and worker.index not in asked:
+                    asked.add(worker.index)
+                    if not worker.load_requested:
+                        worker.load_requested = True
+                        worker.conn.send(("load",))
+            if all(w.state.state == "failed" and not w.load_requested for w in self._workers):
+                raise Unavailable(
+                    f"the model could not be loaded: {self._workers[0].state.error}",
+                    retry_after=max(1, int(self.settings.load_retry_seconds)),
+                )
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Unavailable(f"the model is still loading after {self.settings.load_timeout_seconds:g} s")
+            await self._wait_change(left)
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Refuse new work, answer everything already queued, then end the thread."""
-        with self._lock:
-            self._stopping = True
-            thread = self._thread
-        if thread is not None:
-            self._queue.put(None)
-            thread.join(timeout)
+    async def _wait_change(self, timeout: float) -> None:
+        self._changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), max(0.0, timeout))
 
-    def _ensure_thread(self) -> None:
-        # Started on first use, not at import: a thread made in the gunicorn master would not
-        # exist in the forked workers.
-        if self._thread is None or not self._thread.is_alive():
-            with self._lock:
-                if self._thread is None or not self._thread.is_alive():
-                    self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
-                    self._thread.start()
+    # Workers ---------------------------------------------------------------------------------
 
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
+    def _spawn(self, index: int) -> _Worker:
+        ours, theirs = multiprocessing.Pipe()
+        process = multiprocessing.get_context("spawn").Process(
+            target=inference_worker.run, args=(theirs, self.settings, index), name=f"inference-{index}", daemon=True
+        )
+        process.start()
+        theirs.close()
+        worker = _Worker(index, process, ours)
+        self._loop.add_reader(ours.fileno(), self._receive, worker)
+        return worker
+
+    def _dispatch(self) -> None:
+        for worker in self._workers:
+            if not self._queue:
                 return
-            batch = [first]
-            deadline = time.perf_counter() + self.max_delay
-            stop = False
-            while len(batch) < self.max_size:
-                remaining = deadline - time.perf_counter()
-                if remaining <= 0 or (self.expected is not None and self.expected() <= 0):
-                    try:  # nobody else is on the way: take what is queued, wait for nothing
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                else:
-                    try:
-                        item = self._queue.get(timeout=remaining if self.expected is None else min(remaining, POLL))
-                    except queue.Empty:
-                        if self.expected is None:
-                            break
-                        continue
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-            self._execute(batch)
-            if stop:
-                self._drain()
-                return
+            if worker.batch is None and worker.state.state == "ready":
+                batch = self._take()
+                batch_id = next(self._ids)
+                worker.batch = (batch_id, batch)
+                now = time.perf_counter()
+                if self.observe_batch:
+                    self.observe_batch(len(batch), now - batch[0].queued_at, len(self._queue))
+                try:
+                    worker.conn.send(("batch", batch_id, [item.payload for item in batch]))
+                except OSError:
+                    self._lost(worker)
 
-    def _drain(self) -> None:
-        leftover = []
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
-            if item is not None:
-                leftover.append(item)
-        for start in range(0, len(leftover), self.max_size):
-            self._execute(leftover[start : start + self.max_size])
+    def _take(self) -> list[_Item]:
+        batch, size = [self._queue.popleft()], 0
+        size = batch[0].size
+        solo = batch[0].crashes > 0
+        while self._queue and not solo and len(batch) < self.settings.batch_max_size:
+            following = self._queue[0]
+            if following.crashes or size + following.size > BATCH_ENCODED_BYTES:
+                break
+            batch.append(self._queue.popleft())
+            size += following.size
+        return batch
 
-    def _execute(self, batch: list[_Item]) -> None:
-        started = time.perf_counter()
-        if self.observe:
-            self.observe(len(batch), started - min(item.queued_at for item in batch), self._queue.qsize())
+    def _receive(self, worker: _Worker) -> None:
         try:
-            rows = self.forward(np.stack([item.image for item in batch]))
-        except Exception as exc:
-            if len(batch) == 1:
-                batch[0].future.set_exception(exc)
-                return
-            log.warning("batch of %d failed (%s); retrying its items one by one", len(batch), exc)
-            for item in batch:
-                self._execute([item])
+            message = worker.conn.recv()
+        except (EOFError, OSError):
+            self._lost(worker)
             return
-        for item, row in zip(batch, rows, strict=True):
-            item.future.set_result(row)
+        if message[0] == "state":
+            worker.state = message[1]
+            if worker.state.state != "loading":
+                worker.load_requested = False
+            if worker.state.warning:
+                log.warning("worker %d: %s", worker.index, worker.state.warning)
+            if self.observe_states:
+                self.observe_states(self.states)
+        elif message[0] == "result":
+            _, batch_id, results, _seconds = message
+            if worker.batch is not None and worker.batch[0] == batch_id:
+                for item, result in zip(worker.batch[1], results, strict=True):
+                    if not item.future.done():
+                        item.future.set_result(result)
+                worker.batch = None
+        self._changed.set()
+        self._dispatch()
+
+    def _lost(self, worker: _Worker) -> None:
+        """A worker died: give its images back to the queue, each alone, and start another."""
+        self._loop.remove_reader(worker.conn.fileno())
+        worker.conn.close()
+        worker.process.join(1)
+        log.error("inference worker %d died (exit code %s)", worker.index, worker.process.exitcode)
+        if worker.batch is not None:
+            for item in reversed(worker.batch[1]):
+                item.crashes += 1
+                if item.crashes >= 2:
+                    item.future.set_result(InvalidImage("this image ended an inference worker twice; not retried"))
+                else:
+                    self._queue.appendleft(item)
+        replacement = self._spawn(worker.index)
+        if self.observe_restart:
+            self.observe_restart()
+        self._workers[self._workers.index(worker)] = replacement
+        if self.settings.load_mode == "first-request" and any(w.state.state == "ready" for w in self._workers):
+            replacement.load_requested = True
+            replacement.conn.send(("load",))
+        if self.observe_states:
+            self.observe_states(self.states)
+        self._changed.set()
+        self._dispatch()

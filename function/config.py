@@ -1,56 +1,99 @@
-"""Every setting of the function, read from the environment once, with its default.
+"""Every setting of the function, read from the environment once, with its default and meaning.
 
-The README's configuration table lists the same names; `Settings.from_env` is the only place
-that reads `os.environ`.
+`Settings.from_env` is the only reader of `os.environ` for the function's own settings; the README's
+configuration table, the chart's environment and its schema are checked against `SETTINGS_TABLE`
+(`python -m function.config` prints the table) so the lists cannot drift apart.
 """
 
 import os
-from dataclasses import dataclass, fields
+import sys
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 DEFAULT_PARAMS = Path(__file__).parent / "weights" / "cifar_resnet20_v1.params"
 LOAD_MODES = ("background", "first-request")
 DEVICES = ("auto", "cpu", "gpu")
+SERVICE_NAME = "cifar10-function"
 
 
 class ConfigError(ValueError):
     """A setting has a value the function cannot run with; raised at start-up, not per request."""
 
 
+def _setting(default: object, doc: str, *, env_default: str | None = None) -> object:
+    return field(default=default, metadata={"doc": doc, "env_default": env_default})
+
+
 @dataclass(frozen=True)
 class Settings:
-    model_params: Path = DEFAULT_PARAMS
-    model_name: str = "cifar10"
-    device: str = "auto"
-    load_mode: str = "background"
-    load_timeout_seconds: float = 60.0
-    load_retry_seconds: float = 30.0
-    flip_average: bool = True
-    top_k: int = 3
-    max_body_bytes: int = 10 * 1024 * 1024
-    max_image_pixels: int = 50_000_000
-    max_images_per_request: int = 64
-    batch_max_size: int = 32
-    batch_max_delay_ms: float = 2.0
-    queue_max_images: int = 256
-    cloudevent_reply: bool = True
-    reply_type: str = "dev.cifar10.classify.response"
-    reply_source: str = ""
-    dedup_cache_size: int = 1024
-    dedup_ttl_seconds: float = 600.0
+    # The model and where it runs.
+    model_params: Path = _setting(
+        DEFAULT_PARAMS,
+        "parameter file (gluon `save_parameters` of gluoncv's `cifar_resnet20_v1`)",
+        env_default="function/weights/cifar_resnet20_v1.params",
+    )
+    model_name: str = _setting("cifar10", "the model's name in the KServe v1 and OIP v2 routes")
+    device: str = _setting("auto", "`auto` (a supported GPU when there is one, else the CPU), `cpu` or `gpu`")
+    workers: int = _setting(
+        0,
+        "inference worker processes, each with its own copy of the network; 0 sizes them from the CPUs the "
+        "pod may use (at most 4 per GPU unless `GPU_MPS`)",
+    )
+    gpu_mps: bool = _setting(False, "the GPUs are shared through NVIDIA MPS: no cap of 4 workers per GPU")
+    load_mode: str = _setting(
+        "background",
+        "`background`: workers load as soon as they start (ready once all are warmed up); "
+        "`first-request`: nothing loads until a request needs the model",
+    )
+    load_timeout_seconds: float = _setting(60.0, "how long a request waits for the model before 503")
+    load_retry_seconds: float = _setting(30.0, "least interval between two attempts to load a broken parameter file")
+    flip_average: bool = _setting(
+        True, "average each image's probabilities with its mirror image's (the model card's served accuracy)"
+    )
+    top_k: int = _setting(3, "length of `top` in answers (`?top_k=` overrides it per request)")
+    # Limits on what one request may cost.
+    max_body_bytes: int = _setting(10 * 1024 * 1024, "largest request body, judged before reading it")
+    max_image_pixels: int = _setting(50_000_000, "largest image, in pixels, judged from its header before decoding")
+    max_images_per_request: int = _setting(64, "most images in one request")
+    max_url_bytes: int = _setting(8192, "longest request target (path and query); longer is 414")
+    max_header_bytes: int = _setting(16384, "largest total of header names and values; larger is 431")
+    header_timeout_seconds: float = _setting(
+        10.0, "a connection must deliver a request's headers within this; else 408 and closed"
+    )
+    body_timeout_seconds: float = _setting(30.0, "a request's whole body must arrive within this; else 408 and closed")
+    keepalive_timeout_seconds: float = _setting(5.0, "an idle keep-alive connection is closed after this")
+    shutdown_timeout_seconds: float = _setting(
+        25.0, "on SIGTERM, how long requests in flight may take before the server exits"
+    )
+    # Batching.
+    batch_max_size: int = _setting(32, "most images in one forward pass")
+    queue_max_images: int = _setting(256, "images that may wait for a worker before 429")
+    # CloudEvents.
+    cloudevent_reply: bool = _setting(True, "reply with an event (200) or answer 202 with no body")
+    reply_type: str = _setting("dev.cifar10.classify.response", "type of reply events")
+    reply_source: str = _setting("", "source of reply events", env_default="/knative/$K_SERVICE")
+    dedup_cache_bytes: int = _setting(
+        16 * 1024 * 1024, "bytes of replies kept for redelivered CloudEvents (0 keeps none)"
+    )
+    dedup_ttl_seconds: float = _setting(600.0, "how long a reply is kept for redeliveries")
+    # The server.
+    port: int = _setting(8080, "listening port (Knative sets it)")
+    host: str = _setting("0.0.0.0", "listening address")
+    log_level: str = _setting("INFO", "Python logging level; logs go to stdout")
+    access_log: bool = _setting(True, "one log line per request (method, route, status, milliseconds, request id)")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
         """Build settings from `MODEL_PARAMS`, `DEVICE`, ... (the field names, upper-cased)."""
         env = os.environ if environ is None else environ
         values = {}
-        for field in fields(cls):
-            raw = env.get(field.name.upper())
+        for item in fields(cls):
+            raw = env.get(item.name.upper())
             if raw is None or raw == "":
                 continue
-            values[field.name] = _parse(field.name, field.type, raw)
+            values[item.name] = _parse(item.name, item.type, raw)
         if "reply_source" not in values:
-            values["reply_source"] = f"/knative/{env.get('K_SERVICE', 'cifar10-function')}"
+            values["reply_source"] = f"/knative/{env.get('K_SERVICE', SERVICE_NAME)}"
         settings = cls(**values)
         settings.validate()
         return settings
@@ -64,6 +107,11 @@ class Settings:
             "max_body_bytes",
             "max_image_pixels",
             "max_images_per_request",
+            "max_url_bytes",
+            "max_header_bytes",
+            "header_timeout_seconds",
+            "body_timeout_seconds",
+            "keepalive_timeout_seconds",
             "batch_max_size",
             "queue_max_images",
             "top_k",
@@ -72,9 +120,12 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name.upper()} must be positive")
-        for name in ("batch_max_delay_ms", "dedup_cache_size", "dedup_ttl_seconds", "load_retry_seconds"):
+        not_negative = ("workers", "dedup_cache_bytes", "dedup_ttl_seconds", "load_retry_seconds")
+        for name in (*not_negative, "shutdown_timeout_seconds"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name.upper()} must not be negative")
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"PORT must be a TCP port, not {self.port}")
         if not self.reply_type:
             raise ConfigError("REPLY_TYPE must not be empty")
 
@@ -94,4 +145,27 @@ def _parse(name: str, kind: object, raw: str) -> object:
             return Path(raw)
         return raw
     except ValueError as exc:
-        raise ConfigError(f"{name.upper()}={raw!r} is not a valid {kind}") from exc
+        raise ConfigError(f"{name.upper()}={raw!r} is not a valid {getattr(kind, '__name__', kind)}") from exc
+
+
+def _default_text(item) -> str:
+    if item.metadata.get("env_default"):
+        return item.metadata["env_default"]
+    value = item.default if item.default is not MISSING else ""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+SETTINGS_TABLE: list[tuple[str, str, str]] = [
+    (item.name.upper(), _default_text(item), item.metadata["doc"]) for item in fields(Settings)
+]
+
+
+def markdown_table() -> str:
+    """The README's configuration table, one row per setting."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    rows += [f"| `{name}` | `{default}` | {doc} |" for name, default, doc in SETTINGS_TABLE]
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown_table() + "\n")

@@ -1,51 +1,91 @@
-"""Replies to recent CloudEvents, so a redelivered event is answered without a second forward pass.
+"""Exactly one reply per CloudEvent: single flight for concurrent deliveries, a cache for redeliveries.
 
-Knative Eventing delivers at least once: a Broker retries on 5xx, 429 and timeouts, so the same
-(source, id) can arrive again. The cache is bounded in size and age; a hit returns the very reply
-(same reply id) that the first delivery got.
+Knative Eventing delivers at least once: a Broker retries on 5xx, 429 and timeouts, and may send the
+same (source, id) twice at the same moment. Deliveries that overlap share one computation (single
+flight); later ones are answered from a cache bounded in bytes and age. Either way the answer is
+the very reply the first delivery got. Across workers and pods the reply is still the same event,
+because its id is derived from the request's (source, id) (see `protocols.cloudevents`).
 """
 
-import threading
+import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+Key = tuple[str, str]  # the request event's (source, id)
+ENTRY_OVERHEAD = 256  # bytes of bookkeeping counted per cached reply besides its contents
 
 
 @dataclass(frozen=True)
 class CachedReply:
+    """Only what a redelivery needs: the status, the reply's headers and its body."""
+
     status: int
     headers: dict[str, str]
     body: bytes
 
+    def cost(self, key: Key) -> int:
+        header_bytes = sum(len(name) + len(value) for name, value in self.headers.items())
+        return ENTRY_OVERHEAD + len(key[0]) + len(key[1]) + header_bytes + len(self.body)
+
 
 class ReplyCache:
-    """A thread-safe LRU of `size` replies, each valid for `ttl` seconds; size 0 disables it."""
+    """Single flight plus an LRU of replies holding at most `max_bytes`, each valid `ttl` seconds."""
 
-    def __init__(self, size: int, ttl: float) -> None:
-        self.size, self.ttl = size, ttl
-        self._entries: OrderedDict[tuple[str, str], tuple[float, CachedReply]] = OrderedDict()
-        self._lock = threading.Lock()
+    def __init__(self, max_bytes: int, ttl: float) -> None:
+        self.max_bytes, self.ttl = max_bytes, ttl
+        self.bytes = 0
+        self._entries: OrderedDict[Key, tuple[float, CachedReply, int]] = OrderedDict()
+        self._inflight: dict[Key, asyncio.Future] = {}
 
-    def get(self, key: tuple[str, str]) -> CachedReply | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            stored, reply = entry
-            if time.monotonic() - stored > self.ttl:
-                del self._entries[key]
-                return None
-            self._entries.move_to_end(key)
-            return reply
+    async def reply(self, key: Key, compute: Callable[[], Awaitable[CachedReply]]) -> tuple[CachedReply, bool]:
+        """The reply for `key` and whether it was a duplicate (shared or cached, not computed)."""
+        cached = self._get(key)
+        if cached is not None:
+            return cached, True
+        running = self._inflight.get(key)
+        if running is not None:
+            return await asyncio.shield(running), True
+        future = asyncio.get_running_loop().create_future()
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved even without waiters
+        self._inflight[key] = future
+        try:
+            reply = await compute()
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        finally:
+            del self._inflight[key]
+        self._put(key, reply)
+        future.set_result(reply)
+        return reply, False
 
-    def put(self, key: tuple[str, str], reply: CachedReply) -> None:
-        if self.size <= 0:
+    def _get(self, key: Key) -> CachedReply | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        stored, reply, _ = entry
+        if time.monotonic() - stored > self.ttl:
+            self._drop(key)
+            return None
+        self._entries.move_to_end(key)
+        return reply
+
+    def _put(self, key: Key, reply: CachedReply) -> None:
+        cost = reply.cost(key)
+        if cost > self.max_bytes // 8:  # one huge entry must not flush everything else
             return
-        with self._lock:
-            self._entries[key] = (time.monotonic(), reply)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+        if key in self._entries:
+            self._drop(key)
+        self._entries[key] = (time.monotonic(), reply, cost)
+        self.bytes += cost
+        while self.bytes > self.max_bytes:
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: Key) -> None:
+        _, _, cost = self._entries.pop(key)
+        self.bytes -= cost
 
     def __len__(self) -> int:
         return len(self._entries)

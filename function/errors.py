@@ -1,76 +1,107 @@
-"""Every error a client can cause, each with its HTTP status and a stable code.
+"""Every error a client can see, each with its HTTP status and a stable code.
 
-Protocols raise these; `main` turns them into `{"error": {"code", "message"}}` in one place.
+Protocols and the server raise these; `function.http.error_response` turns them into the JSON body
+the route's protocol prescribes, in one place. `ClientError` is the client's fault (4xx, do not
+retry unchanged); `Unavailable` and `Overloaded` are ours and temporary (retry after `Retry-After`).
 """
 
 import typing
 
 
-class RequestError(Exception):
-    """A problem with the request: answered with `status` and a JSON error body."""
+class HTTPError(Exception):
+    """An answer other than success: `status`, a stable `code`, a message and extra headers."""
 
-    status = 400
-    code = "bad_request"
+    status = 500
+    code = "internal"
     headers: typing.ClassVar[dict[str, str]] = {}
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
-    def body(self) -> dict:
-        return {"error": {"code": self.code, "message": self.message}}
+    def prefixed(self, prefix: str) -> "HTTPError":
+        """The same error with `prefix` in front of its message (which image of several)."""
+        self.message = f"{prefix}{self.message}"
+        self.args = (self.message,)
+        return self
 
 
-class InvalidImage(RequestError):
+class ClientError(HTTPError):
+    """A problem with the request itself."""
+
+    status = 400
+    code = "bad_request"
+
+
+class InvalidImage(ClientError):
     code = "invalid_image"
 
 
-class InvalidJSON(RequestError):
+class InvalidJSON(ClientError):
     code = "invalid_json"
 
 
-class InvalidBase64(RequestError):
+class InvalidBase64(ClientError):
     code = "invalid_base64"
 
 
-class InvalidRequest(RequestError):
+class InvalidRequest(ClientError):
     code = "invalid_request"
 
 
-class InvalidCloudEvent(RequestError):
+class InvalidCloudEvent(ClientError):
     code = "invalid_cloudevent"
 
 
-class EmptyBody(RequestError):
+class EmptyBody(ClientError):
     code = "empty_body"
 
 
-class BodyTooLarge(RequestError):
+class MalformedHTTP(ClientError):
+    code = "malformed_http"
+
+
+class RequestTimeout(ClientError):
+    status = 408
+    code = "request_timeout"
+
+
+class BodyTooLarge(ClientError):
     status = 413
     code = "body_too_large"
 
 
-class ImageTooLarge(RequestError):
+class ImageTooLarge(ClientError):
     status = 413
     code = "image_too_large"
 
 
-class TooManyImages(RequestError):
+class TooManyImages(ClientError):
     status = 413
     code = "too_many_images"
 
 
-class UnsupportedMediaType(RequestError):
+class URITooLong(ClientError):
+    status = 414
+    code = "uri_too_long"
+
+
+class UnsupportedMediaType(ClientError):
     status = 415
     code = "unsupported_media_type"
 
 
-class NotFound(RequestError):
+class HeadersTooLarge(ClientError):
+    status = 431
+    code = "headers_too_large"
+
+
+class NotFound(ClientError):
     status = 404
     code = "not_found"
 
 
-class MethodNotAllowed(RequestError):
+class MethodNotAllowed(ClientError):
     status = 405
     code = "method_not_allowed"
 
@@ -79,8 +110,8 @@ class MethodNotAllowed(RequestError):
         self.headers = {"Allow": ", ".join(allowed)}
 
 
-class Unavailable(RequestError):
-    """The model cannot answer now (loading, or its parameters are broken): retry later."""
+class Unavailable(HTTPError):
+    """The model cannot answer now (loading, or its parameters or device are broken): retry later."""
 
     status = 503
     code = "model_unavailable"
@@ -90,8 +121,8 @@ class Unavailable(RequestError):
         self.headers = {"Retry-After": str(retry_after)}
 
 
-class Overloaded(RequestError):
-    """The batch queue is full: a Broker or client retries after Retry-After."""
+class Overloaded(HTTPError):
+    """The queue is full or the server is stopping: a Broker or client retries after Retry-After."""
 
     status = 429
     code = "overloaded"

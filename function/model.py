@@ -10,7 +10,6 @@ retried at most every `load_retry_seconds`, so a broken file never crash-loops t
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,19 +39,19 @@ class ModelHolder:
         params: Path,
         device: str,
         retry_seconds: float,
-        on_ready: Callable[["ModelHolder"], None] | None = None,
         flip_average: bool = True,
+        worker_index: int = 0,
     ) -> None:
-        """`on_ready` runs in the loader thread once the model is loaded and warmed up."""
+        """`worker_index` picks this worker's GPU when there are several."""
         self.params = params
         self.flip_average = flip_average
-        self.on_ready = on_ready
+        self.worker_index = worker_index
         self.requested_device = device
         self.retry_seconds = retry_seconds
         self.device = "none"
+        self.device_warning: str | None = None
         self.error: str | None = None
         self.times: LoadTimes | None = None
-        self.load_count = 0
         self._net = None
         self._ctx = None
         self._lock = threading.Lock()
@@ -85,7 +84,7 @@ class ModelHolder:
             self._thread = threading.Thread(target=self._load, name="model-loader", daemon=True)
             self._thread.start()
 
-    def wait(self, timeout: float) -> None:
+    def wait(self, timeout: float | None) -> None:
         """Start the load if needed and wait for it; raise `Unavailable` on timeout or failure."""
         if self.ready:
             return
@@ -117,7 +116,6 @@ class ModelHolder:
             self.device = "gpu" if ctx.device_type == "gpu" else "cpu"
             self._net = net  # published last: ready means loaded and warmed up
             self.error = None
-            self.load_count += 1
             log.info(
                 "model %s loaded from %s on %s in %.2f s (imports %.2f, parameters %.2f, warm-up %.2f)",
                 NETWORK,
@@ -134,11 +132,7 @@ class ModelHolder:
             self._failed_at = time.monotonic()
             log.error("model load failed: %s", self.error)
         finally:
-            try:
-                if self.ready and self.on_ready:
-                    self.on_ready(self)
-            finally:
-                self._done.set()  # waiters see the model and its metrics together
+            self._done.set()
 
     def _context(self, mx):
         gpus = mx.context.num_gpus()

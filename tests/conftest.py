@@ -1,6 +1,11 @@
-"""Shared fixtures: a parameter file of our own, image factories, the app in-process, the real server."""
+"""Shared fixtures: a parameter file of our own, image factories, and the real server process.
+
+Every route test talks HTTP to the real server (`python -m function` on 127.0.0.1): `client` is one
+server shared by a test module, `make_client(**env)` starts one with its own settings.
+"""
 
 import io
+import json
 import os
 import signal
 import socket
@@ -37,9 +42,8 @@ def random_params(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def params(random_params: Path) -> Path:
-    """The shipped weights when they exist, else the random ones: protocol tests need only a real net."""
-    return SHIPPED if SHIPPED.exists() else random_params
+def params() -> Path:
+    return SHIPPED
 
 
 def encode(image: Image.Image, fmt: str = "JPEG", **options) -> bytes:
@@ -53,25 +57,6 @@ def jpeg() -> bytes:
     return (DATA / "horse.jpg").read_bytes()
 
 
-@pytest.fixture
-def make_app(params: Path, monkeypatch: pytest.MonkeyPatch) -> Callable:
-    """`make_app(**env)`: a fresh functions-framework app (new settings, new model holder)."""
-    import functions_framework
-
-    def factory(**env: str):
-        monkeypatch.setenv("MODEL_PARAMS", str(params))
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        return functions_framework.create_app("handle", str(ROOT / "function" / "main.py"))
-
-    return factory
-
-
-@pytest.fixture
-def client(make_app: Callable):
-    return make_app().test_client()
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -79,25 +64,19 @@ def free_port() -> int:
 
 
 class Server:
-    """The real server process: `functions-framework` (gunicorn) on 127.0.0.1."""
+    """The real server process on 127.0.0.1, one inference worker unless asked for more."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.port = free_port()
+        self.port = int(env.get("PORT") or free_port())
         self.url = f"http://127.0.0.1:{self.port}"
-        # a file, not a pipe: a full pipe would block the server
-        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed with the process
-        # one worker unless a test asks for more: the tests speak of one process's model and metrics
-        full_env = {**os.environ, "PORT": str(self.port), "HOST": "127.0.0.1", "WORKERS": "1", **env}
+        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed with the process; a full pipe would block
+        full_env = {**os.environ, "HOST": "127.0.0.1", "WORKERS": "1", "MODEL_PARAMS": str(SHIPPED), **env}
+        full_env["PORT"] = str(self.port)
         self.process = subprocess.Popen(
-            [*function_command(), "--port", str(self.port)],
-            cwd=ROOT,
-            env=full_env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            text=True,
+            function_command(), cwd=ROOT, env=full_env, stdout=self.log, stderr=subprocess.STDOUT, text=True
         )
 
-    def wait(self, path: str = "/health/readiness", status: int = 200, timeout: float = 60) -> requests.Response:
+    def wait(self, path: str = "/health/readiness", status: int = 200, timeout: float = 90) -> requests.Response:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -108,14 +87,14 @@ class Server:
                     return response
             except requests.ConnectionError:
                 pass
-            time.sleep(0.1)
-        raise TimeoutError(f"{path} did not answer {status} within {timeout} s")
+            time.sleep(0.05)
+        raise TimeoutError(f"{path} did not answer {status} within {timeout} s:\n{self.output()}")
 
     def stop(self) -> str:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(30)
+                self.process.wait(40)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
@@ -126,12 +105,50 @@ class Server:
         return self.log.read()
 
 
+class Reply:
+    """A `requests` response with the few conveniences the route tests use."""
+
+    def __init__(self, response: requests.Response) -> None:
+        self.status_code = response.status_code
+        self.headers = response.headers
+        self.data = response.content
+        self.mimetype = response.headers.get("Content-Type", "").split(";")[0]
+
+    @property
+    def json(self) -> object:
+        return json.loads(self.data)
+
+
+class Client:
+    """HTTP to a real server: `post(path, data=..., json=..., content_type=..., headers=..., files=...)`."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.session = requests.Session()
+
+    def request(self, method: str, path: str, content_type: str | None = None, **kwargs) -> Reply:
+        headers = dict(kwargs.pop("headers", {}))
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        kwargs.setdefault("timeout", 60)
+        return Reply(self.session.request(method, self.server.url + path, headers=headers, **kwargs))
+
+    def get(self, path: str, **kwargs) -> Reply:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs) -> Reply:
+        return self.request("POST", path, **kwargs)
+
+    def delete(self, path: str, **kwargs) -> Reply:
+        return self.request("DELETE", path, **kwargs)
+
+
 @pytest.fixture
-def start_server(params: Path) -> Iterator[Callable[..., Server]]:
+def start_server() -> Iterator[Callable[..., Server]]:
     servers: list[Server] = []
 
     def start(**env: str) -> Server:
-        server = Server({"MODEL_PARAMS": str(params), **env})
+        server = Server(env)
         servers.append(server)
         return server
 
@@ -140,10 +157,27 @@ def start_server(params: Path) -> Iterator[Callable[..., Server]]:
         server.stop()
 
 
+@pytest.fixture
+def make_client(start_server: Callable[..., Server]) -> Callable[..., Client]:
+    """`make_client(**env)`: a ready server with these settings (readiness not awaited in first-request mode)."""
+
+    def make(**env: str) -> Client:
+        server = start_server(**env)
+        server.wait("/health/liveness")
+        return Client(server)
+
+    return make
+
+
 @pytest.fixture(scope="module")
-def server(random_params: Path) -> Iterator[Server]:
-    """One ready server shared by a module's tests (random weights: protocol behaviour only)."""
-    srv = Server({"MODEL_PARAMS": str(SHIPPED if SHIPPED.exists() else random_params)})
+def server() -> Iterator[Server]:
+    """One ready server (shipped weights) shared by a module's tests."""
+    srv = Server({})
     srv.wait()
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server: Server) -> Client:
+    return Client(server)

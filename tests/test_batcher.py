@@ -1,154 +1,112 @@
-"""The micro-batching queue, with a plain numpy forward function in place of the network's."""
+"""Continuous batching over real inference worker processes (the shipped weights)."""
 
-import threading
+import asyncio
+import os
+import signal
 import time
 
 import numpy as np
 import pytest
 
 from function.batcher import Batcher
-from function.errors import Overloaded
+from function.config import Settings
+from function.errors import InvalidImage, Overloaded
+from function.inference import probabilities
+from tests.conftest import DATA, SHIPPED
 
 
-def tagged(value: int) -> np.ndarray:
-    return np.full((2,), value, dtype=np.int64)
+def settings(**overrides) -> Settings:
+    return Settings(model_params=SHIPPED, **overrides)
 
 
-def recording_forward(calls: list[int], delay: float = 0.0):
-    def forward(batch: np.ndarray) -> np.ndarray:
-        calls.append(len(batch))
-        time.sleep(delay)
-        return batch * 10
-
-    return forward
+def pixels(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (32, 32, 3), dtype=np.uint8)
 
 
-def test_each_caller_gets_its_own_rows_in_order() -> None:
-    calls: list[int] = []
-    batcher = Batcher(recording_forward(calls), max_size=8, max_delay=0.05, max_queued=256)
-    results: dict[int, list[int]] = {}
-
-    def client(n: int) -> None:
-        futures = batcher.submit([tagged(n * 100 + i) for i in range(3)])
-        results[n] = [int(f.result(5)[0]) for f in futures]
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(10)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert results == {n: [(n * 100 + i) * 10 for i in range(3)] for n in range(10)}
-    assert sum(calls) == 30
-    assert max(calls) <= 8
-    assert len(calls) < 30  # concurrent requests were batched together
-    batcher.stop()
+async def started(batcher: Batcher) -> Batcher:
+    batcher.start()
+    await batcher._wait_for_model()
+    while not batcher.ready:
+        await asyncio.sleep(0.05)
+    return batcher
 
 
-def test_size_bound_splits_a_large_request() -> None:
-    calls: list[int] = []
-    batcher = Batcher(recording_forward(calls), max_size=4, max_delay=0.2, max_queued=256)
-    futures = batcher.submit([tagged(i) for i in range(10)])
-    assert [int(f.result(5)[0]) for f in futures] == [i * 10 for i in range(10)]
-    assert calls == [4, 4, 2]
-    batcher.stop()
+def test_each_request_gets_its_own_rows_and_concurrent_ones_share_passes() -> None:
+    sizes: list[int] = []
+
+    async def scenario() -> tuple[dict[int, list], dict[int, list]]:
+        batcher = await started(Batcher(settings(), 2, observe_batch=lambda n, wait, queued: sizes.append(n)))
+        requests = {n: [pixels(n * 10 + i) for i in range(3)] for n in range(12)}
+        answers = await asyncio.gather(*(batcher.classify(images) for images in requests.values()))
+        await batcher.stop(30)
+        return dict(zip(requests, answers, strict=True)), requests
+
+    answers, requests = asyncio.run(scenario())
+    import mxnet as mx
+    from gluoncv.model_zoo import get_model
+
+    net = get_model("cifar_resnet20_v1", classes=10)
+    net.load_parameters(str(SHIPPED), ctx=mx.cpu())
+    for n, images in requests.items():
+        expected = probabilities(net, np.stack(images), mx.cpu(), True)
+        assert np.allclose(np.stack(answers[n]), expected, atol=1e-5)
+    assert sum(sizes) == 36 and len(sizes) < 36  # batched, and nothing computed twice
 
 
-def test_delay_bound_flushes_a_lone_item() -> None:
-    calls: list[int] = []
-    batcher = Batcher(recording_forward(calls), max_size=32, max_delay=0.05, max_queued=256)
-    started = time.perf_counter()
-    (future,) = batcher.submit([tagged(1)])
-    future.result(5)
-    elapsed = time.perf_counter() - started
-    assert calls == [1]
-    assert 0.04 <= elapsed < 2.0
-    batcher.stop()
+def test_batches_respect_the_size_bound_and_a_full_queue_refuses_all_or_nothing() -> None:
+    sizes: list[int] = []
+
+    async def scenario() -> None:
+        batcher = await started(
+            Batcher(settings(batch_max_size=4, queue_max_images=10), 1, observe_batch=lambda n, w, q: sizes.append(n))
+        )
+        first = batcher.submit([pixels(i) for i in range(10)])  # fills the queue (one batch may leave at once)
+        with pytest.raises(Overloaded):
+            batcher.submit([pixels(99)] * 10)
+        await asyncio.gather(*first)
+        await batcher.stop(30)
+        assert batcher.queued == 0
+
+    asyncio.run(scenario())
+    assert max(sizes) <= 4 and sum(sizes) == 10
 
 
-def test_failing_item_spares_its_batch_mates() -> None:
-    def forward(batch: np.ndarray) -> np.ndarray:
-        if (batch[:, 0] == 13).any():
-            raise ValueError("unlucky")
-        return batch
+def test_a_bad_image_fails_alone_and_names_its_position() -> None:
+    async def scenario() -> None:
+        batcher = await started(Batcher(settings(), 1))
+        good = (DATA / "cat.jpg").read_bytes()
+        with pytest.raises(InvalidImage, match="image 1: "):
+            await batcher.classify([good, b"not an image", good])
+        assert len(await batcher.classify([good])) == 1
+        await batcher.stop(30)
 
-    batcher = Batcher(forward, max_size=8, max_delay=0.05, max_queued=256)
-    futures = batcher.submit([tagged(i) for i in (1, 13, 3)])
-    assert int(futures[0].result(5)[0]) == 1
-    with pytest.raises(ValueError, match="unlucky"):
-        futures[1].result(5)
-    assert int(futures[2].result(5)[0]) == 3
-    batcher.stop()
+    asyncio.run(scenario())
 
 
-def test_full_queue_refuses_the_whole_request() -> None:
-    gate = threading.Event()
+def test_a_killed_worker_is_replaced_and_its_images_are_answered() -> None:
+    async def scenario() -> None:
+        batcher = await started(Batcher(settings(), 1))
+        worker = batcher._workers[0]
+        futures = batcher.submit([pixels(i) for i in range(32)])
+        os.kill(worker.process.pid, signal.SIGKILL)  # mid-batch or just before: either way nothing is lost
+        results = await asyncio.wait_for(asyncio.gather(*futures), 120)
+        assert all(isinstance(r, np.ndarray) and r.shape == (10,) for r in results)
+        assert batcher._workers[0] is not worker and batcher._workers[0].process.is_alive()
+        await batcher.stop(30)
 
-    def forward(batch: np.ndarray) -> np.ndarray:
-        gate.wait(5)
-        return batch
-
-    batcher = Batcher(forward, max_size=1, max_delay=0.0, max_queued=4)
-    first = batcher.submit([tagged(0)])
-    time.sleep(0.05)  # the thread holds item 0 in forward; the queue is empty again
-    accepted = batcher.submit([tagged(i) for i in range(1, 5)])
-    with pytest.raises(Overloaded):
-        batcher.submit([tagged(9)])
-    gate.set()
-    assert [int(f.result(5)[0]) for f in first + accepted] == [0, 1, 2, 3, 4]
-    batcher.stop()
+    started_at = time.monotonic()
+    asyncio.run(scenario())
+    assert time.monotonic() - started_at < 120
 
 
-def test_stop_answers_everything_queued_then_refuses() -> None:
-    calls: list[int] = []
-    batcher = Batcher(recording_forward(calls, delay=0.02), max_size=2, max_delay=0.0, max_queued=256)
-    futures = batcher.submit([tagged(i) for i in range(9)])
-    batcher.stop()
-    assert [int(f.result(0)[0]) for f in futures] == [i * 10 for i in range(9)]
-    with pytest.raises(Overloaded):
-        batcher.submit([tagged(1)])
+def test_stop_answers_everything_accepted_then_refuses() -> None:
+    async def scenario() -> None:
+        batcher = await started(Batcher(settings(), 2))
+        futures = batcher.submit([pixels(i) for i in range(64)])
+        await batcher.stop(60)
+        assert all(f.done() and isinstance(f.result(), np.ndarray) for f in futures)
+        with pytest.raises(Overloaded):
+            batcher.submit([pixels(0)])
+        assert not any(w.process.is_alive() for w in batcher._workers)
 
-
-def test_observer_sees_batch_sizes_waits_and_what_is_left() -> None:
-    seen: list[tuple[int, float, int]] = []
-    release = threading.Event()
-
-    def held_forward(batch: np.ndarray) -> np.ndarray:
-        release.wait(5)  # the first batch holds the thread while the rest queue up
-        return batch
-
-    batcher = Batcher(held_forward, max_size=8, max_delay=0.01, max_queued=64, observe=lambda *args: seen.append(args))
-    first = batcher.submit([tagged(0)])
-    while not seen:
-        time.sleep(0.001)
-    rest = batcher.submit([tagged(i) for i in range(1, 20)])
-    release.set()
-    for f in first + rest:
-        f.result(5)
-    assert [(size, queued) for size, _, queued in seen] == [(1, 0), (8, 11), (8, 3), (3, 0)]
-    assert all(wait >= 0 for _, wait, _ in seen)
-    batcher.stop()
-
-
-def test_no_wait_when_no_other_request_is_on_its_way() -> None:
-    calls: list[int] = []
-    batcher = Batcher(recording_forward(calls), max_size=32, max_delay=1.0, max_queued=256, expected=lambda: 0)
-    started = time.perf_counter()
-    (future,) = batcher.submit([tagged(1)])
-    future.result(5)
-    assert time.perf_counter() - started < 0.5  # far below the 1 s delay
-    batcher.stop()
-
-
-def test_waits_for_a_request_that_is_on_its_way() -> None:
-    calls: list[int] = []
-    on_the_way = [1]
-    batcher = Batcher(
-        recording_forward(calls), max_size=32, max_delay=2.0, max_queued=256, expected=lambda: on_the_way[0]
-    )
-    first = batcher.submit([tagged(1)])
-    time.sleep(0.1)
-    on_the_way[0] = 0
-    second = batcher.submit([tagged(2)])
-    assert [int(f.result(5)[0]) for f in first + second] == [10, 20]
-    assert calls == [2]  # the first waited for the second: one forward pass
-    batcher.stop()
+    asyncio.run(scenario())

@@ -25,7 +25,7 @@ def test_environment_overrides_and_types() -> None:
             "TOP_K": "5",
             "CLOUDEVENT_REPLY": "false",
             "FLIP_AVERAGE": "no",
-            "BATCH_MAX_DELAY_MS": "0.5",
+            "DEDUP_CACHE_BYTES": "1000",
             "LOAD_MODE": "first-request",
             "K_SERVICE": "cifar",
         }
@@ -34,7 +34,7 @@ def test_environment_overrides_and_types() -> None:
     assert settings.top_k == 5
     assert settings.cloudevent_reply is False
     assert settings.flip_average is False
-    assert settings.batch_max_delay_ms == 0.5
+    assert settings.dedup_cache_bytes == 1000
     assert settings.load_mode == "first-request"
     assert settings.reply_source == "/knative/cifar"
 
@@ -47,7 +47,9 @@ def test_environment_overrides_and_types() -> None:
         ({"TOP_K": "three"}, "TOP_K"),
         ({"MAX_BODY_BYTES": "0"}, "MAX_BODY_BYTES"),
         ({"CLOUDEVENT_REPLY": "maybe"}, "CLOUDEVENT_REPLY"),
-        ({"BATCH_MAX_DELAY_MS": "-1"}, "BATCH_MAX_DELAY_MS"),
+        ({"WORKERS": "-1"}, "WORKERS"),
+        ({"HEADER_TIMEOUT_SECONDS": "0"}, "HEADER_TIMEOUT_SECONDS"),
+        ({"PORT": "70000"}, "PORT"),
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(env: dict, message: str) -> None:

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from function.errors import RequestError
+from function.errors import ClientError
 from function.imaging import decode
+from tests.asgi import InProcess
 from tests.fuzz import corpus
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -44,28 +45,22 @@ def mutated(draw, seeds: list[bytes]) -> bytes:
 def test_decoding_mutated_images_raises_only_request_errors(data: bytes) -> None:
     try:
         array = decode(data, 4_000_000)
-    except RequestError as error:
+    except ClientError as error:
         assert error.status in (400, 413)
     else:
         assert array.shape == (32, 32, 3)
 
 
 @pytest.fixture(scope="module")
-def fuzz_client(random_params):
-    import functions_framework
-    from _pytest.monkeypatch import MonkeyPatch
-
-    patch = MonkeyPatch()
-    patch.setenv("MODEL_PARAMS", str(random_params))
-    patch.setenv("MAX_IMAGE_PIXELS", "4000000")
-    app = functions_framework.create_app("handle", "function/main.py")
-    patch.undo()
-    return app.test_client()
+def fuzz_client():
+    app = InProcess(MAX_IMAGE_PIXELS="4000000", WORKERS="1", ACCESS_LOG="false")
+    yield app
+    app.close()
 
 
-def post(client, path: str, headers: dict[str, str], body: bytes) -> None:
-    response = client.post(path, data=body, headers=headers)
-    corpus.check_answer(response.status_code, response.content_type or "", response.data)
+def post(client: InProcess, path: str, headers: dict[str, str], body: bytes) -> None:
+    status, answer_headers, data = client.post(path, headers, body)
+    corpus.check_answer(status, answer_headers.get("content-type", ""), data)
 
 
 @SETTINGS

@@ -16,7 +16,8 @@ def test_nothing_loads_until_started(params: Path) -> None:
     assert not holder.ready
 
 
-def test_concurrent_first_callers_cause_exactly_one_load(params: Path) -> None:
+def test_concurrent_first_callers_cause_exactly_one_load(params: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="function.model")
     holder = ModelHolder(params, "auto", 30)
     barrier = threading.Barrier(32)
     outcomes: list[str] = []
@@ -32,7 +33,7 @@ def test_concurrent_first_callers_cause_exactly_one_load(params: Path) -> None:
     for t in threads:
         t.join()
     assert outcomes == ["ready"] * 32
-    assert holder.load_count == 1
+    assert sum("loaded from" in r.getMessage() for r in caplog.records) == 1
     assert holder.device == "cpu"  # auto falls back to the CPU: no GPU here
     assert holder.times is not None and holder.times.warmup > 0
 

@@ -1,9 +1,11 @@
-"""The real server process (functions-framework CLI, gunicorn) on 127.0.0.1."""
+"""The real server process (`python -m function`: uvicorn and its inference workers) on 127.0.0.1."""
 
 import base64
+import contextlib
 import json
 import re
 import signal
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -204,15 +206,12 @@ def test_metrics_scraped_from_the_real_server(server) -> None:
     assert re.search(r"cifar10_queue_wait_seconds_count [1-9]", text)
     for phase in ("imports", "parameters", "warmup"):
         assert re.search(rf'cifar10_cold_start_seconds\{{phase="{phase}"\}} \d', text)
-    assert 'cifar10_device_info{device="cpu"} 1.0' in text
+    assert 'cifar10_device_info{device="cpu",warning=""} 1.0' in text
     assert "cifar10_model_loaded 1.0" in text
 
 
-def test_two_workers_scrape_as_one_pod(start_server, tmp_path) -> None:
-    metrics_dir = tmp_path / "metrics"
-    metrics_dir.mkdir()
-    (metrics_dir / "counter_1.db").write_bytes(b"stale")  # an earlier server's file is cleared
-    server = start_server(WORKERS="2", OMP_NUM_THREADS="1", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+def test_two_workers_scrape_as_one_pod(start_server) -> None:
+    server = start_server(WORKERS="2")
     server.wait()
     with ThreadPoolExecutor(8) as pool:
         statuses = list(
@@ -226,23 +225,15 @@ def test_two_workers_scrape_as_one_pod(start_server, tmp_path) -> None:
             )
         )
     assert statuses == [200] * 40
-    deadline = time.monotonic() + 30
-    while True:  # both workers load in the background; until then the pod is not fully loaded
-        scrapes = [requests.get(f"{server.url}/metrics", timeout=10).text for _ in range(6)]
-        if all("cifar10_model_loaded 1.0" in text for text in scrapes) or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    pattern = r'cifar10_requests_total\{method="POST",route="/",status="200"\} (\S+)'
-    totals = {float(re.search(pattern, text).group(1)) for text in scrapes}
-    assert totals == {40.0}  # whichever worker answers the scrape, it counts the whole pod
-    assert all("cifar10_model_loaded 1.0" in text for text in scrapes)
-    assert all(re.search(r"cifar10_batch_size_sum 40.0", text) for text in scrapes)
-    live = {int(path.stem.rsplit("_", 1)[1]) for path in metrics_dir.glob("gauge_live*.db")}
-    assert len(live) == 2 and server.process.pid not in live  # two workers; the master's zeros do not count
+    text = requests.get(f"{server.url}/metrics", timeout=10).text
+    assert re.search(r'cifar10_requests_total\{method="POST",route="/",status="200"\} 40.0', text)
+    assert "cifar10_batch_size_sum 40.0" in text
+    assert "cifar10_model_loaded 1.0" in text
+    assert 'cifar10_workers{state="ready"} 2.0' in text
 
 
 def test_sigterm_answers_every_request_in_flight(start_server) -> None:
-    server = start_server(THREADS="8", QUEUE_MAX_IMAGES="2000")
+    server = start_server(QUEUE_MAX_IMAGES="2000")
     server.wait()
     batch = {"instances": [{"b64": base64.b64encode(jpeg).decode()} for jpeg in images().values()] * 6}
     results: list[int | str] = []
@@ -271,3 +262,121 @@ def test_sigterm_answers_every_request_in_flight(start_server) -> None:
     assert results == [200] * 24
     assert any(t > signalled for t in finished)  # the signal did come while requests were in flight
     assert server.process.wait(30) == 0
+
+
+def _connect(server) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    return sock
+
+
+def _answer(sock: socket.socket) -> bytes:
+    """Everything until the server closes the connection."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def test_slow_and_stalled_clients_cannot_starve_the_others(start_server) -> None:
+    server = start_server(HEADER_TIMEOUT_SECONDS="4", BODY_TIMEOUT_SECONDS="4")
+    server.wait()
+    slow_headers, slow_bodies = [], []
+    for _ in range(64):
+        sock = _connect(server)
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n")  # the headers never end
+        slow_headers.append(sock)
+    for _ in range(64):
+        sock = _connect(server)
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 50000\r\n\r\n\xff\xd8")
+        slow_bodies.append(sock)
+    opened = time.monotonic()
+    readiness = requests.get(f"{server.url}/health/readiness", timeout=2)
+    prediction = requests.post(server.url, data=images()["cat"], headers={"Content-Type": "image/jpeg"}, timeout=2)
+    assert readiness.status_code == 200 and prediction.status_code == 200
+    assert time.monotonic() - opened < 2
+    for sock in slow_headers + slow_bodies:  # dropped after the named timeouts, with a JSON 408
+        answer = _answer(sock)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
+        assert b"TIMEOUT_SECONDS" in answer
+        sock.close()
+    assert time.monotonic() - opened < 15
+
+
+def test_a_trickling_header_is_cut_at_the_header_timeout(start_server) -> None:
+    server = start_server(HEADER_TIMEOUT_SECONDS="2")
+    server.wait()
+    sock = _connect(server)
+    started = time.monotonic()
+    sock.sendall(b"GET /health/liveness HTTP/1.1\r\n")
+    try:
+        for _ in range(100):  # one header byte every 0.1 s: never finishes within 2 s
+            sock.sendall(b"X")
+            time.sleep(0.1)
+    except OSError:
+        pass  # the server closed the connection
+    answer = _answer(sock)
+    assert answer.startswith(b"HTTP/1.1 408") and 1.5 < time.monotonic() - started < 8
+
+
+def test_a_16_mib_request_line_is_414_at_once(server) -> None:
+    sock = _connect(server)
+    started = time.monotonic()
+    sender = threading.Thread(target=lambda: _send_quietly(sock, b"GET /" + b"a" * (16 << 20) + b" HTTP/1.1\r\n\r\n"))
+    sender.start()
+    answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 414") and b"MAX_URL_BYTES" in answer
+    assert time.monotonic() - started < 2
+    sock.close()
+    sender.join()
+    huge_header = requests.get(f"{server.url}/health/liveness", headers={"X-Big": "b" * 20000}, timeout=5)
+    assert huge_header.status_code == 431 and huge_header.json()["error"]["code"] == "headers_too_large"
+
+
+def _send_quietly(sock: socket.socket, data: bytes) -> None:
+    with contextlib.suppress(OSError):
+        sock.sendall(data)
+
+
+def test_bad_chunked_framing_is_400_not_500(server) -> None:
+    for framing in (b"zz\r\nabc\r\n0\r\n\r\n", b"-5\r\nabc\r\n0\r\n\r\n", b"ffffffffffffffffff\r\nabc"):
+        sock = _connect(server)
+        head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n"
+        sock.sendall(head + framing)
+        answer = _answer(sock)
+        assert answer.startswith(b"HTTP/1.1 400") and b"malformed_http" in answer, answer[:120]
+        sock.close()
+    truncated = _connect(server)  # a chunk cut short, then the client leaves: nothing to answer, nothing breaks
+    truncated.sendall(
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nab"
+    )
+    truncated.close()
+    assert requests.get(f"{server.url}/health/readiness", timeout=5).status_code == 200
+
+
+def test_a_second_server_on_a_busy_port_fails_and_leaves_the_first_alone(start_server) -> None:
+    first = start_server()
+    first.wait()
+    requests.post(first.url, data=images()["cat"], headers={"Content-Type": "image/jpeg"}, timeout=10)
+    second = start_server(PORT=str(first.port))
+    assert second.process.wait(60) != 0
+    assert "cannot listen" in second.output()
+    text = requests.get(f"{first.url}/metrics", timeout=5).text
+    assert re.search(r'cifar10_requests_total\{method="POST",route="/",status="200"\} 1.0', text)
+    assert "cifar10_model_loaded 1.0" in text
+
+
+def test_logs_say_where_it_listens_and_one_line_per_request(start_server) -> None:
+    server = start_server()
+    server.wait()
+    requests.post(server.url, data=b"x", headers={"Content-Type": "text/csv", "X-Request-Id": "req-7"}, timeout=5)
+    log = server.stop()
+    assert f"listening on http://127.0.0.1:{server.port}" in log
+    assert re.search(
+        r"serving cifar10-function \S+ with 1 inference worker\(s\), DEVICE=auto, LOAD_MODE=background", log
+    )
+    assert re.search(r"function.access: POST / 415 [\d.]+ ms req-7", log)
+    assert "ERROR" not in log
+    quiet = start_server(ACCESS_LOG="false")
+    quiet.wait()
+    requests.get(f"{quiet.url}/health/liveness", timeout=5)
+    assert "function.access: GET" not in quiet.stop()

@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from function.cifar10 import CLASSES
-from function.errors import RequestError
+from function.errors import ClientError
 from function.imaging import decode
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -62,7 +62,7 @@ def _decode_all(items: list[tuple[str, str, bytes]]) -> tuple[np.ndarray, np.nda
     for i, (name, cls, data) in enumerate(tqdm(items, desc="decode", unit="img", mininterval=2)):
         try:
             images[i] = decode(data, MAX_PIXELS)
-        except RequestError as exc:
+        except ClientError as exc:
             raise DataError(f"{name}: {exc.message}") from exc
         labels[i] = CLASSES.index(cls)
     return images, labels

@@ -1,102 +1,199 @@
-"""CloudEvents 1.0 over HTTP, binary and structured mode, parsed with the CloudEvents SDK.
+"""CloudEvents 1.0 over HTTP, binary and structured mode, with exactly one reply per event.
 
 The request's data is an image (bytes with an `image/*` or octet-stream content type, or
-`data_base64`) or JSON with `b64` or `instances`. The reply is a CloudEvent in the request's
-mode, of the configured reply type (never the request's type: a Trigger filtering on the request
-type must not receive its own reply), carrying the request's id and source as extensions.
+`data_base64`) or JSON with `b64` or `instances`. Attributes are checked one by one, so an error
+names the attribute that is missing or wrong. The reply is a CloudEvent in the request's mode,
+rendered by the CloudEvents SDK, of the configured reply type (never the request's type: a Trigger
+filtering on the request type must not receive its own reply). Its id is a name-based UUID of the
+reply source and the request's (source, id): whichever worker or pod answers a redelivery, the
+reply is the same event, and a consumer deduplicating by id sees it once.
 """
 
-import json
 import uuid
-from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from cloudevents.conversion import to_binary, to_structured
-from cloudevents.exceptions import GenericException
-from cloudevents.http import CloudEvent, from_http
+from cloudevents.http import CloudEvent
 
 from function.config import Settings
+from function.dedup import CachedReply
 from function.errors import InvalidCloudEvent, InvalidRequest, UnsupportedMediaType
+from function.http import Request, Response
+from function.inference_worker import Payload
 from function.protocols import kserve_v1
-from function.protocols.payload import IMAGE_TYPES, b64decode
+from function.protocols.common import IMAGE_TYPES, b64decode, parse_json, top_k
+
+if TYPE_CHECKING:
+    from function.lifecycle import Function
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
+REQUIRED = ("id", "source", "type")
+# The HTTP binding percent-encodes header values outside printable ASCII, and '"' and '%'.
+HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in '"%')
+REPLY_NAMESPACE = uuid.UUID("5b7f3c5e-6a0e-4d7c-9b8a-c1f4a0e2d917")  # this function's reply ids
 
 
-def is_cloudevent(headers: Mapping[str, str], mimetype: str) -> bool:
-    """Binary mode has a `ce-specversion` header (case-insensitive `headers`), structured its media type."""
-    return headers.get("ce-specversion") is not None or mimetype in (STRUCTURED, BATCH)
+@dataclass(frozen=True)
+class RequestEvent:
+    id: str
+    source: str
+    type: str
+    structured: bool
+    subject: str | None
+    time: str | None
+    content_type: str  # of the data
+    data: object  # bytes (an image) or parsed JSON
 
 
-def _is_json(content_type: str | None) -> bool:
-    base = (content_type or "").split(";")[0].strip().lower()
-    return base == "application/json" or base.endswith("+json")
+def is_cloudevent(request: Request) -> bool:
+    """Binary mode has a `ce-specversion` header, structured mode its media type."""
+    return request.header("ce-specversion") is not None or request.mimetype in (STRUCTURED, BATCH)
 
 
-def parse(headers: dict[str, str], body: bytes, mimetype: str, reply_type: str) -> tuple[CloudEvent, bool]:
-    """The event and whether it came in structured mode; an event of our reply type is refused."""
-    if mimetype == BATCH:
+def parse(request: Request, reply_type: str) -> RequestEvent:
+    """The event, its attributes checked; an event of our own reply type is refused (a loop)."""
+    if request.mimetype == BATCH:
         raise UnsupportedMediaType("batched CloudEvents are not supported; send one event per request")
-    structured = mimetype == STRUCTURED
-    if structured:
-        unmarshal = _structured_data
-    elif _is_json(headers.get("Content-Type")):
-        unmarshal = json.loads
-    else:
-        unmarshal = bytes
-    try:
-        event = from_http(headers, body, data_unmarshaller=unmarshal)
-    except GenericException as exc:
-        raise InvalidCloudEvent(f"not a valid CloudEvent: {exc}") from exc
-    except (ValueError, TypeError) as exc:
-        raise InvalidCloudEvent(f"not a valid CloudEvent: {exc}") from exc
-    for name in ("id", "source", "type"):
-        if not event.get(name):
-            raise InvalidCloudEvent(f"the CloudEvent attribute {name!r} is empty")
-    if event["type"] == reply_type:
+    event = _structured(request) if request.mimetype == STRUCTURED else _binary(request)
+    if event.type == reply_type:
         raise InvalidCloudEvent(
             f"the event's type {reply_type!r} is this function's reply type: "
             "replying would loop; filter the Trigger on the request type"
         )
-    return event, structured
+    return event
 
 
-def _structured_data(value: str | bytes) -> object:
-    return json.loads(value) if isinstance(value, str) else value
+def _binary(request: Request) -> RequestEvent:
+    def attribute(name: str, required: bool = True) -> str | None:
+        value = request.header(f"ce-{name}")
+        if required and not value:
+            raise InvalidCloudEvent(f"the CloudEvent has no {name!r} attribute (binary mode: the ce-{name} header)")
+        return value
+
+    _check_specversion(attribute("specversion"))
+    body = request.require_body()
+    data = parse_json(body) if _is_json(request.content_type) else body
+    return RequestEvent(
+        *(attribute(name) for name in REQUIRED),
+        structured=False,
+        subject=attribute("subject", required=False),
+        time=attribute("time", required=False) or request.header("ce-knativearrivaltime"),
+        content_type=request.content_type or "application/octet-stream",
+        data=data,
+    )
 
 
-def image_payload(event: CloudEvent) -> tuple[bytes | None, dict | None]:
-    """Either one encoded image (bytes data or `b64`) or a KServe v1 document (`instances`)."""
-    data = event.get_data()
-    if data is None or data == b"":
+def _structured(request: Request) -> RequestEvent:
+    document = parse_json(request.require_body())
+    if not isinstance(document, dict):
+        raise InvalidCloudEvent("a structured CloudEvent must be a JSON object")
+
+    def attribute(name: str, required: bool = True) -> str | None:
+        value = document.get(name)
+        if value is None and not required:
+            return None
+        if not isinstance(value, str) or (required and not value):
+            got = "missing" if value is None else "empty" if isinstance(value, str) else f"a {type(value).__name__}"
+            raise InvalidCloudEvent(f"the CloudEvent attribute {name!r} must be a non-empty string; it is {got}")
+        return value
+
+    _check_specversion(attribute("specversion"))
+    content_type = attribute("datacontenttype", required=False) or (
+        "application/octet-stream" if "data_base64" in document else "application/json"
+    )
+    if "data_base64" in document:
+        data: object = b64decode(document["data_base64"], "data_base64")
+        if _is_json(content_type):
+            data = parse_json(data)
+    elif "data" in document:
+        data = document["data"]
+        if isinstance(data, str) and _is_json(content_type):
+            data = parse_json(data.encode())
+    else:
         raise InvalidRequest("the CloudEvent has no data")
-    if isinstance(data, bytes | bytearray):
-        content_type = event.get("datacontenttype") or "application/octet-stream"
-        if not content_type.lower().startswith(IMAGE_TYPES):
+    return RequestEvent(
+        *(attribute(name) for name in REQUIRED),
+        structured=True,
+        subject=attribute("subject", required=False),
+        time=attribute("time", required=False),
+        content_type=content_type,
+        data=data,
+    )
+
+
+def _check_specversion(value: str | None) -> None:
+    if value != "1.0":
+        raise InvalidCloudEvent(f"CloudEvents specversion {str(value)[:20]!r} is not supported; send 1.0")
+
+
+def _is_json(content_type: str) -> bool:
+    base = content_type.split(";")[0].strip().lower()
+    return base == "application/json" or base.endswith("+json")
+
+
+def payloads(event: RequestEvent, settings: Settings) -> tuple[list[Payload], bool]:
+    """The images, and whether the answer is a v1 document (`instances`) rather than one prediction."""
+    data = event.data
+    if isinstance(data, bytes):
+        if not data:
+            raise InvalidRequest("the CloudEvent has no data")
+        if not event.content_type.lower().startswith(IMAGE_TYPES):
             raise UnsupportedMediaType(
-                f"CloudEvent data of type {content_type} is not an image; send image/* "
+                f"CloudEvent data of type {event.content_type[:80]} is not an image; send image/* "
                 'or JSON with "b64" or "instances"'
             )
-        return bytes(data), None
+        return [data], False
     if isinstance(data, dict) and "b64" in data:
-        return b64decode(data["b64"], "data.b64"), None
+        return [b64decode(data["b64"], "data.b64")], False
     if kserve_v1.is_request(data):
-        return None, data
+        return kserve_v1.parse(data, settings), True
     raise InvalidRequest('CloudEvent JSON data must hold "b64" or "instances"')
 
 
-def reply(request: CloudEvent, data: dict, structured: bool, settings: Settings) -> tuple[dict[str, str], bytes]:
-    """Headers and body of the reply event, in the request's mode."""
+def reply_id(settings: Settings, event: RequestEvent) -> str:
+    return str(uuid.uuid5(REPLY_NAMESPACE, "\0".join((settings.reply_source, event.source, event.id))))
+
+
+def reply(event: RequestEvent, data: dict, settings: Settings) -> CachedReply:
+    """The reply event in the request's mode; its id is derived from the request's (source, id)."""
     attributes = {
         "type": settings.reply_type,
         "source": settings.reply_source,
-        "id": str(uuid.uuid4()),
+        "id": reply_id(settings, event),
         "datacontenttype": "application/json",
-        "requestid": request["id"],
-        "requestsource": request["source"],
+        "requestid": event.id,
+        "requestsource": event.source,
     }
-    if request.get("subject"):
-        attributes["subject"] = request["subject"]
-    event = CloudEvent(attributes, data)
-    headers, body = to_structured(event) if structured else to_binary(event)
-    return headers, body if isinstance(body, bytes) else body.encode()
+    if event.subject:
+        attributes["subject"] = event.subject
+    if event.time:
+        attributes["time"] = event.time
+    rendered = CloudEvent(attributes, data)
+    if event.structured:
+        headers, body = to_structured(rendered)
+    else:
+        headers, body = to_binary(rendered)
+        headers = {k: quote(v, safe=HEADER_SAFE) if k.startswith("ce-") else v for k, v in headers.items()}
+    return CachedReply(200, dict(headers), body if isinstance(body, bytes) else body.encode())
+
+
+async def handle(request: Request, fn: "Function") -> Response:
+    """A CloudEvent in either mode: the reply event (or 202), once per (source, id)."""
+    k = top_k(request, fn.settings)
+    event = parse(request, fn.settings.reply_type)
+    images, many = payloads(event, fn.settings)
+
+    async def compute() -> CachedReply:
+        predictions = await fn.classify(images)
+        if not fn.settings.cloudevent_reply:
+            return CachedReply(202, {}, b"")
+        data = kserve_v1.render(predictions, k, fn.device) if many else predictions[0].as_json(k, fn.device)
+        return reply(event, data, fn.settings)
+
+    answer, duplicate = await fn.replies.reply((event.source, event.id), compute)
+    if duplicate:
+        fn.metrics.duplicates.inc()
+    return Response(answer.status, answer.body, dict(answer.headers))

@@ -1,73 +1,58 @@
-"""Open Inference Protocol v2 (KServe v2 / Triton): infer, server and model metadata.
+"""Open Inference Protocol v2 (KServe v2 / Triton): infer, server and model metadata, model readiness.
 
 One input named `image`: BYTES [N] of encoded images (base64 strings in JSON, or raw bytes with
 the binary tensor extension), or UINT8 [N,32,32,3]. Outputs: `label`, `probability`,
 `probabilities`. The body is parsed as JSON whatever its Content-Type, since tritonclient sends
-none; `Inference-Header-Content-Length` marks the binary extension that tritonclient uses.
+none; `Inference-Header-Content-Length` marks the binary extension that tritonclient uses. Errors
+on these routes are `{"error": "<message>"}`, as the protocol prescribes.
 """
 
 import struct
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from function.cifar10 import CLASSES, INPUT_SIZE
-from function.classify import Prediction
-from function.config import Settings
+from function.config import SERVICE_NAME, Settings
 from function.errors import InvalidBase64, InvalidRequest
-from function.protocols.payload import b64decode, check_count, decode_all, parse_json
+from function.http import Request, Response, json_response
+from function.inference_worker import Payload
+from function.prediction import Prediction
+from function.protocols.common import TENSOR_SHAPE, b64decode, check_count, parse_json, pixels
+
+if TYPE_CHECKING:
+    from function.lifecycle import Function
 
 INPUT = "image"
-TENSOR_SHAPE = [INPUT_SIZE, INPUT_SIZE, 3]
 OUTPUTS = {"label": ("BYTES", [-1]), "probability": ("FP32", [-1]), "probabilities": ("FP32", [-1, len(CLASSES)])}
-BINARY_HEADER = "Inference-Header-Content-Length"
+BINARY_HEADER = "inference-header-content-length"
 
 
-def server_metadata(version: str) -> dict:
-    return {"name": "cifar10-function", "version": version, "extensions": ["binary_tensor_data"]}
-
-
-def model_metadata(name: str, ready: bool) -> dict:
-    return {
-        "name": name,
-        "versions": ["1"],
-        "platform": "mxnet_gluon",
-        "ready": ready,
-        "inputs": [
-            {
-                "name": INPUT,
-                "datatype": "BYTES",
-                "shape": [-1],
-                "parameters": {"alternative": {"datatype": "UINT8", "shape": [-1, *TENSOR_SHAPE]}},
-            }
-        ],
-        "outputs": [{"name": n, "datatype": d, "shape": s} for n, (d, s) in OUTPUTS.items()],
-        "parameters": {"classes": list(CLASSES)},
-    }
-
-
-def parse(body: bytes, header_length: str | None, settings: Settings) -> tuple[dict, list[np.ndarray]]:
-    """The request document and its decoded images."""
+def parse(body: bytes, header_length: str | None, settings: Settings) -> tuple[dict, list[Payload]]:
+    """The request document (checked field by field) and its images."""
     binary = b""
     if header_length is not None:
-        try:
-            split = int(header_length)
-        except ValueError as exc:
-            raise InvalidRequest(f"{BINARY_HEADER} is not a number") from exc
+        if not header_length.isdigit():
+            raise InvalidRequest("Inference-Header-Content-Length is not a number")
+        split = int(header_length)
         if not 0 < split <= len(body):
-            raise InvalidRequest(f"{BINARY_HEADER} {split} does not fit a body of {len(body)} bytes")
+            raise InvalidRequest(f"Inference-Header-Content-Length {split} does not fit a body of {len(body)} bytes")
         body, binary = body[:split], body[split:]
     document = parse_json(body)
     if not isinstance(document, dict) or not isinstance(document.get("inputs"), list):
         raise InvalidRequest('expected a JSON object with "inputs": [...]')
+    if "id" in document and not isinstance(document["id"], str):
+        raise InvalidRequest('"id" must be a string')
+    _object(document, "parameters", "the request")
     unknown = [name for name in requested_outputs(document) if name not in OUTPUTS]
     if unknown:
         raise InvalidRequest(f"unknown output(s) {unknown}; this model has {list(OUTPUTS)}")
-    named = [i for i in document["inputs"] if isinstance(i, dict) and i.get("name") == INPUT]
-    if len(named) != 1 or len(document["inputs"]) != 1:
+    inputs = document["inputs"]
+    if len(inputs) != 1 or not isinstance(inputs[0], dict) or inputs[0].get("name") != INPUT:
         raise InvalidRequest(f"expected exactly one input, named {INPUT!r}")
-    tensor = named[0]
+    tensor = inputs[0]
     shape = tensor.get("shape")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape) or not shape:
+    if not isinstance(shape, list) or not shape or not all(type(d) is int and d >= 0 for d in shape):
         raise InvalidRequest('"shape" must be a non-empty list of non-negative integers')
     raw = _binary_part(tensor, binary)
     datatype = tensor.get("datatype")
@@ -75,32 +60,41 @@ def parse(body: bytes, header_length: str | None, settings: Settings) -> tuple[d
         return document, _bytes_images(tensor, shape, raw, settings)
     if datatype == "UINT8":
         return document, _uint8_images(tensor, shape, raw, settings)
-    raise InvalidRequest(f"input {INPUT!r} must be BYTES or UINT8, not {datatype!r}")
+    raise InvalidRequest(f"input {INPUT!r} must be BYTES or UINT8, not {str(datatype)[:40]!r}")
+
+
+def _object(document: dict, name: str, where: str) -> dict:
+    value = document.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidRequest(f'"{name}" of {where} must be an object, not {type(value).__name__}')
+    return value
 
 
 def _binary_part(tensor: dict, binary: bytes) -> bytes | None:
-    size = (tensor.get("parameters") or {}).get("binary_data_size")
+    size = _object(tensor, "parameters", f"input {INPUT!r}").get("binary_data_size")
     if size is None:
         return None
-    if not isinstance(size, int) or size < 0 or size > len(binary):
+    if type(size) is not int or size < 0 or size > len(binary):
         raise InvalidRequest("binary_data_size does not match the binary part of the body")
     return binary[:size]
 
 
-def _bytes_images(tensor: dict, shape: list[int], raw: bytes | None, settings: Settings) -> list[np.ndarray]:
+def _bytes_images(tensor: dict, shape: list[int], raw: bytes | None, settings: Settings) -> list[Payload]:
     if len(shape) != 1:
         raise InvalidRequest(f"a BYTES input has shape [N], not {shape}")
     check_count(shape[0], settings)
     if raw is not None:
-        blobs = _unpack_bytes(raw)
+        blobs = [_maybe_base64(blob) for blob in _unpack_bytes(raw)]
     else:
         data = tensor.get("data")
         if not isinstance(data, list):
             raise InvalidRequest('"data" must be a list of base64 strings')
-        blobs = [b64decode(item, f"data[{i}]") for i, item in enumerate(_flatten(data))]
+        blobs = [b64decode(item, f"data[{i}]") for i, item in enumerate(_flatten(data, shape[0] + 1))]
     if len(blobs) != shape[0]:
         raise InvalidRequest(f"shape says {shape[0]} images, the data holds {len(blobs)}")
-    return decode_all([_maybe_base64(blob) for blob in blobs], settings)
+    return blobs
 
 
 def _unpack_bytes(raw: bytes) -> list[bytes]:
@@ -126,8 +120,8 @@ def _maybe_base64(blob: bytes) -> bytes:
         return blob
 
 
-def _uint8_images(tensor: dict, shape: list[int], raw: bytes | None, settings: Settings) -> list[np.ndarray]:
-    if len(shape) != 4 or shape[1:] != TENSOR_SHAPE:
+def _uint8_images(tensor: dict, shape: list[int], raw: bytes | None, settings: Settings) -> list[Payload]:
+    if len(shape) != 4 or tuple(shape[1:]) != TENSOR_SHAPE:
         raise InvalidRequest(f"a UINT8 input has shape [N,{INPUT_SIZE},{INPUT_SIZE},3], not {shape}")
     check_count(shape[0], settings)
     expected = int(np.prod(shape))
@@ -139,22 +133,14 @@ def _uint8_images(tensor: dict, shape: list[int], raw: bytes | None, settings: S
         data = tensor.get("data")
         if not isinstance(data, list):
             raise InvalidRequest('"data" must be a list of integers')
-        try:
-            values = np.asarray(_flatten(data), dtype=np.float64)
-        except (ValueError, TypeError) as exc:
-            raise InvalidRequest('"data" must hold only integers from 0 to 255') from exc
-        if values.shape != (expected,):
-            raise InvalidRequest(f"data holds {values.size} values, shape {shape} needs {expected}")
-        if not np.all((values >= 0) & (values <= 255) & (values == np.round(values))):
-            raise InvalidRequest("UINT8 values must be integers from 0 to 255")
-        array = values.astype(np.uint8)
+        array = pixels(_flatten(data, expected + 1), (expected,), '"data"')
     return list(array.reshape(shape))
 
 
-def _flatten(data: list) -> list:
-    """OIP allows the data of a tensor flat or nested in its shape: accept both."""
+def _flatten(data: list, limit: int) -> list:
+    """OIP allows a tensor's data flat or nested in its shape: accept both, reading at most `limit` items."""
     flat, stack = [], [iter(data)]
-    while stack:
+    while stack and len(flat) < limit:
         for item in stack[-1]:
             if isinstance(item, list):
                 stack.append(iter(item))
@@ -166,10 +152,17 @@ def _flatten(data: list) -> list:
 
 
 def requested_outputs(document: dict) -> list[str]:
-    outputs = document.get("outputs") or []
+    outputs = document.get("outputs")
+    if outputs is None:
+        return []
     if not isinstance(outputs, list):
         raise InvalidRequest('"outputs" must be a list')
-    return [o.get("name") for o in outputs if isinstance(o, dict)]
+    names = []
+    for position, output in enumerate(outputs):
+        if not isinstance(output, dict) or not isinstance(output.get("name"), str):
+            raise InvalidRequest(f'outputs[{position}] must be an object with a string "name"')
+        names.append(output["name"])
+    return names
 
 
 def render(document: dict, predictions: list[Prediction], model_name: str) -> dict:
@@ -197,3 +190,34 @@ def render(document: dict, predictions: list[Prediction], model_name: str) -> di
     if "id" in document:
         response["id"] = document["id"]
     return response
+
+
+async def infer(request: Request, fn: "Function") -> Response:
+    """`POST /v2/models/<name>/infer`."""
+    document, payloads = parse(request.require_body(), request.header(BINARY_HEADER), fn.settings)
+    return json_response(render(document, await fn.classify(payloads), fn.settings.model_name))
+
+
+async def server_metadata(request: Request, fn: "Function") -> Response:
+    return json_response({"name": SERVICE_NAME, "version": fn.version, "extensions": ["binary_tensor_data"]})
+
+
+async def model_metadata(request: Request, fn: "Function") -> Response:
+    return json_response(
+        {
+            "name": fn.settings.model_name,
+            "versions": ["1"],
+            "platform": "mxnet_gluon",
+            "ready": fn.model_ready(),
+            "inputs": [
+                {
+                    "name": INPUT,
+                    "datatype": "BYTES",
+                    "shape": [-1],
+                    "parameters": {"alternative": {"datatype": "UINT8", "shape": [-1, *TENSOR_SHAPE]}},
+                }
+            ],
+            "outputs": [{"name": n, "datatype": d, "shape": s} for n, (d, s) in OUTPUTS.items()],
+            "parameters": {"classes": list(CLASSES)},
+        }
+    )

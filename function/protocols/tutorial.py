@@ -1,42 +1,64 @@
 """The original tutorial's contract: multipart `POST /predict` with the file field `img`.
 
-Old clients that ask for `text/plain` get the tutorial's sentence instead of JSON.
+Old clients that ask for `text/plain` get the tutorial's sentence instead of JSON. The body is
+parsed with python-multipart (Starlette's parser), already in memory and within MAX_BODY_BYTES.
 """
 
-from flask import Request
-from werkzeug.exceptions import HTTPException
+from typing import TYPE_CHECKING
 
-from function.body_limit import check_not_exceeded
-from function.classify import Prediction
-from function.config import Settings
-from function.errors import BodyTooLarge, InvalidRequest, UnsupportedMediaType
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import create_form_parser
+
+from function.errors import InvalidRequest, UnsupportedMediaType
+from function.http import Request, Response, json_response
+from function.prediction import Prediction
+from function.protocols.common import top_k
+
+if TYPE_CHECKING:
+    from function.lifecycle import Function
 
 FIELD = "img"
 
 
-def image_bytes(request: Request, settings: Settings) -> bytes:
+def image_bytes(request: Request) -> bytes:
+    """The bytes of the form's `img` part (a file, or a plain field holding the image)."""
     if request.mimetype != "multipart/form-data":
         raise UnsupportedMediaType(
             f"/predict takes multipart/form-data with a file field {FIELD!r}, "
             f"not {request.mimetype or 'no content type'}"
         )
+    found: list[bytes] = []
+
+    def on_part(part) -> None:
+        if part.field_name == FIELD.encode() and not found:
+            found.append(part.file_object.getvalue() if hasattr(part, "file_object") else part.value or b"")
+
+    headers = {"Content-Type": request.content_type.encode("latin-1")}
     try:
-        upload = request.files.get(FIELD)
-    except HTTPException as exc:
-        if exc.code == 413:
-            raise BodyTooLarge(f"the multipart body is too large: {exc.description}") from exc
-        raise InvalidRequest(f"malformed multipart body: {exc.description}") from exc
-    except (ValueError, EOFError) as exc:
-        raise InvalidRequest(f"malformed multipart body: {exc}") from exc
-    check_not_exceeded(request, settings.max_body_bytes)
-    if upload is None:
+        parser = create_form_parser(headers, on_part, on_part, config={"MAX_MEMORY_FILE_SIZE": float("inf")})
+        parser.write(request.require_body())
+        parser.finalize()
+    except (MultipartParseError, ValueError) as exc:
+        raise InvalidRequest(f"malformed multipart body: {str(exc)[:200]}") from exc
+    if not found:
         raise InvalidRequest(f"the multipart body has no file field {FIELD!r}")
-    return upload.read()
+    return found[0]
 
 
 def wants_text(request: Request) -> bool:
-    return request.accept_mimetypes.best_match(["application/json", "text/plain"]) == "text/plain"
+    """Only a client that prefers text/plain to JSON gets the sentence."""
+    accept = (request.header("accept") or "").lower()
+    return "text/plain" in accept and "application/json" not in accept
 
 
 def sentence(prediction: Prediction) -> str:
     return f"The input picture is classified as [{prediction.label}], with probability {prediction.probability:.3f}."
+
+
+async def predict(request: Request, fn: "Function") -> Response:
+    """`POST /predict` (and `POST /` with a multipart body)."""
+    k = top_k(request, fn.settings)
+    (prediction,) = await fn.classify([image_bytes(request)])
+    if wants_text(request):
+        return Response(200, sentence(prediction).encode(), {"Content-Type": "text/plain; charset=utf-8"})
+    return json_response(prediction.as_json(k, fn.device))

@@ -75,6 +75,7 @@ def check_answer(status: int, content_type: str, body: bytes) -> None:
     assert status < 500, (status, body[:300])
     if status >= 400:
         error = json.loads(body)["error"]
-        assert isinstance(error["code"], str) and isinstance(error["message"], str)
+        if not isinstance(error, str):  # the Open Inference Protocol's errors are a bare message
+            assert isinstance(error["code"], str) and isinstance(error["message"], str)
     elif status == 200 and content_type.startswith("application/json"):
         json.loads(body)

@@ -1,0 +1,105 @@
+"""The request and response values the views see, and reading a body within its limits.
+
+Views never touch ASGI: the app reads the whole body first (bounded in size and in time) and hands
+them a `Request`; they return a `Response`. Errors become JSON in the shape of the route's protocol:
+`{"error": "<message>"}` on the Open Inference Protocol routes, as that protocol prescribes, and
+`{"error": {"code", "message"}}` everywhere else.
+"""
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs
+
+from function.errors import BodyTooLarge, EmptyBody, HTTPError, InvalidRequest, RequestTimeout
+
+JSON = "application/json"
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its request was read: nobody to answer."""
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query_string: bytes
+    headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+    @property
+    def mimetype(self) -> str:
+        return self.content_type.split(";", 1)[0].strip().lower()
+
+    def query(self, name: str) -> str | None:
+        values = parse_qs(self.query_string.decode("latin-1")).get(name)
+        return values[0] if values else None
+
+    def require_body(self) -> bytes:
+        if not self.body:
+            raise EmptyBody("the request has no body")
+        return self.body
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_response(document: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(status, json.dumps(document).encode(), {"Content-Type": JSON, **(headers or {})})
+
+
+def error_response(error: HTTPError, oip: bool = False) -> Response:
+    """The error in the route's protocol's shape; the status and headers come with the error."""
+    body = {"error": error.message} if oip else {"error": {"code": error.code, "message": error.message}}
+    return json_response(body, error.status, error.headers)
+
+
+def headers_of(scope: dict) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
+async def read_body(
+    receive: Callable[[], Awaitable[dict]], headers: dict[str, str], limit: int, timeout: float
+) -> bytes:
+    """The whole body: 413 from Content-Length before reading or once past `limit`; 408 when it
+    has not all arrived within `timeout` (a stalled or trickling client)."""
+    declared = headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise InvalidRequest(f"Content-Length {declared[:40]!r} is not a number")
+        if int(declared) > limit:
+            raise BodyTooLarge(f"the body has {declared} bytes, over the limit of {limit} (MAX_BODY_BYTES)")
+    chunks, size = [], 0
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+        except TimeoutError as exc:
+            raise RequestTimeout(f"the body did not arrive within {timeout:g} s (BODY_TIMEOUT_SECONDS)") from exc
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"the body is over the limit of {limit} bytes (MAX_BODY_BYTES)")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
