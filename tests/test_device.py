@@ -240,6 +240,10 @@ def test_no_driver_and_no_fallback_leaves_libcuda_missing(libraries: dict[str, P
     assert seen["libcuda"] == "missing"
     assert "libcuda.so.1" in seen["consumer"]  # what `import mxnet` meets on a node without the driver
     assert seen["gpus"] == []
+    assert seen["auto/0"]["device"] == "cpu"
+    assert (
+        seen["gpu/0"] == "DeviceError: DEVICE=gpu, but there is no NVIDIA driver here (libcuda.so.1 is missing): no GPU"
+    )
 
 
 def test_the_fallback_satisfies_libcuda_for_a_library_that_needs_it(
