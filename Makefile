@@ -96,13 +96,15 @@ deploy: helm
 clean:
 	rm -rf $(VENV) $(TOOLS) .cache .pytest_cache .ruff_cache
 
-# The GPU build without a GPU (about 2.5 GB of wheels): mxnet-cu112 with a stub libcuda.so.1,
-# installed and started exactly as the image does. Not part of `make test`; .ci/run runs it after.
+# The GPU build without a GPU (about 2.5 GB of wheels), installed and started exactly as the image
+# does: libmxnet.so's architectures checked with cuobjdump against function/device.py, then a start
+# with no driver, only LIBCUDA_FALLBACK. Not part of `make test`; .ci/run runs it after.
 GPU_VENV := .venv-gpu
+CUOBJDUMP ?= nvidia-cuda-cuobjdump==13.5.37
 gpu-smoke:
 	$(PYTHON) -m venv $(GPU_VENV)
 	$(GPU_VENV)/bin/pip install --quiet --upgrade pip
 	$(GPU_VENV)/bin/pip install --quiet --force-reinstall --no-deps .
-	$(GPU_VENV)/bin/pip install --quiet ".[gpu]"
+	$(GPU_VENV)/bin/pip install --quiet ".[gpu]" "$(CUOBJDUMP)"
 	$(GPU_VENV)/bin/pip uninstall --yes --quiet opencv-python
 	$(GPU_VENV)/bin/python tools/gpu_smoke.py

@@ -7,12 +7,12 @@ reply cache and the metrics through it; `classify` is the one inference path of 
 """
 
 import logging
-import os
 from importlib.metadata import PackageNotFoundError, version
 
 from function.batcher import Batcher
 from function.config import SERVICE_NAME, Settings
 from function.dedup import ReplyCache
+from function.device import DeviceError, default_workers, ensure_libcuda, pod_cpus, query_gpus
 from function.inference_worker import Payload, WorkerState
 from function.metrics import Metrics
 from function.prediction import Prediction
@@ -21,10 +21,16 @@ log = logging.getLogger(__name__)
 
 
 def worker_count(settings: Settings) -> int:
-    """WORKERS, or one per CPU this process may use."""
+    """WORKERS, else one per CPU the pod may use, at most 4 per supported GPU unless GPU_MPS."""
     if settings.workers:
         return settings.workers
-    return max(1, len(os.sched_getaffinity(0)))
+    gpus = 0
+    if settings.device != "cpu" and ensure_libcuda() == "system":
+        try:
+            gpus = sum(gpu.supported for gpu in query_gpus())
+        except DeviceError:
+            gpus = 0  # the workers report the driver's error; the CPU count decides
+    return default_workers(pod_cpus(), gpus, settings.gpu_mps)
 
 
 def package_version() -> str:

@@ -3,8 +3,9 @@
 Nothing is imported or loaded at import time. `start()` begins the load in a background thread
 (called when a server worker starts in `background` mode, or on first need in `first-request`
 mode); every caller waits on the same event, so any number of concurrent first requests cause
-exactly one load. A failed load is kept as an error (503 with the path and the cause) and is
-retried at most every `load_retry_seconds`, so a broken file never crash-loops the pod.
+exactly one load. A failed load is kept as an error (503 with the cause: the path for a parameter
+file, the device for a device that cannot be used) and is retried at most every `load_retry_seconds`,
+so a broken file or an unusable GPU never crash-loops the pod.
 """
 
 import logging
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from function.cifar10 import CLASSES, INPUT_SIZE, NETWORK
+from function.device import DeviceError, Gpu, decide, ensure_libcuda
 from function.errors import Unavailable
 from function.inference import probabilities
 
@@ -42,14 +44,15 @@ class ModelHolder:
         flip_average: bool = True,
         worker_index: int = 0,
     ) -> None:
-        """`worker_index` picks this worker's GPU when there are several."""
+        """`worker_index` picks this worker's GPU among the supported ones (index mod their number)."""
         self.params = params
         self.flip_average = flip_average
         self.worker_index = worker_index
         self.requested_device = device
         self.retry_seconds = retry_seconds
         self.device = "none"
-        self.device_warning: str | None = None
+        self.gpu: Gpu | None = None
+        self.device_warning: str | None = None  # why a GPU is not used (DEVICE=auto), for readiness and metrics
         self.error: str | None = None
         self.times: LoadTimes | None = None
         self._net = None
@@ -99,6 +102,7 @@ class ModelHolder:
     def _load(self) -> None:
         started = time.perf_counter()
         try:
+            ensure_libcuda()  # the GPU build's libmxnet.so cannot even be imported without a libcuda.so.1
             import mxnet as mx
             from gluoncv.model_zoo import get_model
 
@@ -128,19 +132,19 @@ class ModelHolder:
             )
         except Exception as exc:
             self._net = None
-            self.error = f"{self.params}: {type(exc).__name__}: {exc}"
+            self.error = str(exc) if isinstance(exc, DeviceError) else f"{self.params}: {type(exc).__name__}: {exc}"
             self._failed_at = time.monotonic()
             log.error("model load failed: %s", self.error)
         finally:
             self._done.set()
 
     def _context(self, mx):
-        gpus = mx.context.num_gpus()
-        if self.requested_device == "gpu" and gpus == 0:
-            raise RuntimeError("DEVICE=gpu but no GPU is visible to MXNet")
-        if self.requested_device == "cpu" or gpus == 0:
-            return mx.cpu()
-        return mx.gpu(0)
+        """This worker's device (`device.decide`), checked against the build's GPU range before any kernel runs."""
+        choice = decide(self.requested_device, self.worker_index, mx.runtime.Features().is_enabled("CUDA"))
+        self.gpu, self.device_warning = choice.gpu, choice.warning
+        if choice.warning:
+            log.warning("%s", choice.warning)
+        return mx.gpu(choice.gpu.ordinal) if choice.gpu else mx.cpu()
 
     def forward(self, images: np.ndarray) -> np.ndarray:
         """Softmax probabilities (N x classes) for a uint8 NHWC batch, computed on the device (see `inference`)."""
