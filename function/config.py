@@ -33,7 +33,11 @@ class Settings:
         env_default="function/weights/cifar_resnet20_v1.params",
     )
     model_name: str = _setting("cifar10", "the model's name in the KServe v1 and OIP v2 routes")
-    device: str = _setting("auto", "`auto` (a supported GPU when there is one, else the CPU), `cpu` or `gpu`")
+    device: str = _setting(
+        "auto",
+        "`auto` (worker i on supported GPU i mod n, else the CPU, with a warning naming a GPU it cannot use), "
+        "`cpu`, or `gpu` (503 with the device's error when no supported GPU is visible); see GPU support",
+    )
     workers: int = _setting(
         0,
         "inference worker processes, each with its own copy of the network; 0 sizes them from the CPUs the "
@@ -48,7 +52,9 @@ class Settings:
     load_timeout_seconds: float = _setting(60.0, "how long a request waits for the model before 503")
     load_retry_seconds: float = _setting(30.0, "least interval between two attempts to load a broken parameter file")
     flip_average: bool = _setting(
-        True, "average each image's probabilities with its mirror image's (the model card's served accuracy)"
+        True,
+        "average each image's probabilities with those of its mirror image (one forward pass of twice the batch); "
+        "the model card's `validation_accuracy` is measured this way; `false` halves the compute per image",
     )
     top_k: int = _setting(3, "length of `top` in answers (`?top_k=` overrides it per request)")
     # Limits on what one request may cost.
@@ -66,7 +72,7 @@ class Settings:
         25.0, "on SIGTERM, how long requests in flight may take before the server exits"
     )
     # Batching.
-    batch_max_size: int = _setting(32, "most images in one forward pass")
+    batch_max_size: int = _setting(32, "most images in one forward pass (larger on a GPU: the chart sets 64)")
     queue_max_images: int = _setting(256, "images that may wait for a worker before 429")
     # CloudEvents.
     cloudevent_reply: bool = _setting(True, "reply with an event (200) or answer 202 with no body")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from function.config import DEFAULT_PARAMS, ConfigError, Settings
+from function.config import DEFAULT_PARAMS, ConfigError, Settings, markdown_table
 
 
 def test_defaults() -> None:
@@ -55,3 +55,9 @@ def test_environment_overrides_and_types() -> None:
 def test_bad_values_are_refused_with_the_variable_named(env: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+def test_the_readme_table_is_the_settings_table() -> None:
+    """One source of settings: the README's configuration table is `python -m function.config`'s."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert markdown_table() in readme

@@ -1,0 +1,95 @@
+"""CloudEvents parsing and replies, called directly: no server, no model."""
+
+import base64
+import json
+
+import pytest
+
+from function.config import Settings
+from function.errors import ClientError, InvalidCloudEvent
+from function.http import Request
+from function.protocols import cloudevents
+
+SETTINGS = Settings.from_env({"K_SERVICE": "cifar"})
+BINARY = {
+    "ce-specversion": "1.0",
+    "ce-id": "42",
+    "ce-source": "/cameras/door",
+    "ce-type": "dev.cifar10.classify.request",
+    "content-type": "image/jpeg",
+}
+
+
+def binary(body: bytes = b"\xff\xd8", **headers: str | None) -> Request:
+    merged = {k: v for k, v in {**BINARY, **headers}.items() if v is not None}
+    return Request("POST", "/", b"", merged, body)
+
+
+def structured(**attributes: object) -> Request:
+    event = {"specversion": "1.0", "id": "43", "source": "/s", "type": "t", "data_base64": "aGk=", **attributes}
+    event = {k: v for k, v in event.items() if v is not None}
+    return Request("POST", "/", b"", {"content-type": cloudevents.STRUCTURED}, json.dumps(event).encode())
+
+
+@pytest.mark.parametrize("missing", ["ce-id", "ce-source", "ce-type", "ce-specversion"])
+def test_a_missing_binary_attribute_is_named(missing: str) -> None:
+    with pytest.raises(InvalidCloudEvent, match=missing.removeprefix("ce-")):
+        cloudevents.parse(binary(**{missing: None}), SETTINGS.reply_type)
+
+
+def test_a_missing_source_with_a_json_body_is_named_too() -> None:
+    request = binary(b'{"b64": "aGk="}', **{"ce-source": None, "content-type": "application/json"})
+    with pytest.raises(InvalidCloudEvent, match="'source'.*ce-source"):
+        cloudevents.parse(request, SETTINGS.reply_type)
+
+
+@pytest.mark.parametrize(
+    "attributes, name",
+    [
+        ({"id": ["a"]}, "id"),
+        ({"source": {"a": 1}}, "source"),
+        ({"type": 7}, "type"),
+        ({"datacontenttype": 5}, "datacontenttype"),
+        ({"specversion": "0.3"}, "specversion"),
+        ({"id": ""}, "id"),
+        ({"subject": 1}, "subject"),
+    ],
+)
+def test_a_wrong_structured_attribute_is_named(attributes: dict, name: str) -> None:
+    with pytest.raises(InvalidCloudEvent, match=name):
+        cloudevents.parse(structured(**attributes), SETTINGS.reply_type)
+
+
+def test_an_event_of_the_reply_type_is_refused_as_a_loop() -> None:
+    with pytest.raises(InvalidCloudEvent, match="loop"):
+        cloudevents.parse(binary(**{"ce-type": SETTINGS.reply_type}), SETTINGS.reply_type)
+
+
+def test_payloads_of_each_form() -> None:
+    image = cloudevents.parse(binary(b"\xff\xd8jpeg"), SETTINGS.reply_type)
+    assert cloudevents.payloads(image, SETTINGS) == ([b"\xff\xd8jpeg"], False)
+    event = cloudevents.parse(structured(data_base64=base64.b64encode(b"img").decode()), SETTINGS.reply_type)
+    assert cloudevents.payloads(event, SETTINGS) == ([b"img"], False)
+    many = structured(data_base64=None, datacontenttype="application/json", data={"instances": [{"b64": "aGk="}] * 2})
+    assert cloudevents.payloads(cloudevents.parse(many, SETTINGS.reply_type), SETTINGS) == ([b"hi", b"hi"], True)
+    text = binary(b"hello", **{"content-type": "text/plain"})
+    with pytest.raises(ClientError):
+        cloudevents.payloads(cloudevents.parse(text, SETTINGS.reply_type), SETTINGS)
+
+
+def test_the_reply_id_depends_on_the_request_not_on_who_answers() -> None:
+    first = cloudevents.parse(binary(), SETTINGS.reply_type)
+    again = cloudevents.parse(binary(**{"ce-knativearrivaltime": "2026-11-27T00:00:00Z"}), SETTINGS.reply_type)
+    other = cloudevents.parse(binary(**{"ce-id": "43"}), SETTINGS.reply_type)
+    assert cloudevents.reply_id(SETTINGS, first) == cloudevents.reply_id(SETTINGS, again)
+    assert cloudevents.reply_id(SETTINGS, first) != cloudevents.reply_id(SETTINGS, other)
+    another_function = Settings.from_env({"K_SERVICE": "other"})
+    assert cloudevents.reply_id(another_function, first) != cloudevents.reply_id(SETTINGS, first)
+
+
+def test_binary_reply_headers_are_percent_encoded() -> None:
+    event = cloudevents.parse(binary(**{"ce-subject": 'caméra "1"\n%'}), SETTINGS.reply_type)
+    reply = cloudevents.reply(event, {"label": "cat"}, SETTINGS)
+    assert reply.headers["ce-subject"] == "cam%C3%A9ra %221%22%0A%25"
+    assert reply.headers["ce-type"] == "dev.cifar10.classify.response" and reply.headers["ce-source"] == "/knative/cifar"
+    assert json.loads(reply.body) == {"label": "cat"}

@@ -1,0 +1,88 @@
+"""Open Inference Protocol v2 parsing and rendering, called directly: no server, no model."""
+
+import base64
+import json
+import struct
+
+import numpy as np
+import pytest
+
+from function.config import Settings
+from function.errors import ClientError, InvalidRequest
+from function.prediction import Prediction
+from function.protocols import oip_v2
+
+SETTINGS = Settings()
+IMAGE = b"\x89PNG not decoded here"
+
+
+def request(**tensor) -> dict:
+    return {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], **tensor}]}
+
+
+def body(document: dict) -> bytes:
+    return json.dumps(document).encode()
+
+
+def test_bytes_input_in_json_flat_or_nested() -> None:
+    encoded = base64.b64encode(IMAGE).decode()
+    assert oip_v2.parse(body(request(data=[encoded])), None, SETTINGS)[1] == [IMAGE]
+    assert oip_v2.parse(body(request(data=[[encoded]])), None, SETTINGS)[1] == [IMAGE]
+
+
+def test_binary_tensor_extension() -> None:
+    document = body(request(parameters={"binary_data_size": 4 + len(IMAGE)}))
+    raw = struct.pack("<I", len(IMAGE)) + IMAGE
+    _, payloads = oip_v2.parse(document + raw, str(len(document)), SETTINGS)
+    assert payloads == [IMAGE]
+
+
+def test_uint8_input_becomes_pixel_arrays() -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3))
+    document = {"inputs": [{"name": "image", "datatype": "UINT8", "shape": [2, 32, 32, 3], "data": pixels.tolist()}]}
+    _, payloads = oip_v2.parse(body(document), None, SETTINGS)
+    assert len(payloads) == 2 and np.array_equal(payloads[1], pixels[1])
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"inputs": "x"},
+        {"inputs": [], "parameters": []},
+        {**request(data=["aGk="]), "parameters": "fast"},
+        {**request(data=["aGk="]), "outputs": [{"name": 7}]},
+        {**request(data=["aGk="]), "outputs": ["label"]},
+        {**request(data=["aGk="]), "outputs": {"name": "label"}},
+        {**request(data=["aGk="]), "id": {"a": 1}},
+        request(data=["aGk="], parameters=[1]),
+        request(data=["aGk="], parameters={"binary_data_size": "4"}),
+        request(data=["aGk="], shape=[True]),
+        request(data=["aGk="], shape=[2]),
+        request(data="aGk="),
+        {"inputs": [{"name": "image", "datatype": "UINT8", "shape": [1, 32, 32, 3], "data": [10**400] * 3072}]},
+        {"inputs": [{"name": "image", "datatype": "FP32", "shape": [1], "data": [1.0]}]},
+        {"inputs": [{"name": "other", "datatype": "BYTES", "shape": [1], "data": ["aGk="]}]},
+    ],
+)
+def test_every_field_is_type_checked(document: dict) -> None:
+    with pytest.raises(ClientError):
+        oip_v2.parse(body(document), None, SETTINGS)
+
+
+def test_bad_binary_header_is_a_400() -> None:
+    for header in ("abc", "-1", "999999"):
+        with pytest.raises(InvalidRequest):
+            oip_v2.parse(body(request(data=["aGk="])), header, SETTINGS)
+
+
+def test_render_keeps_the_id_and_only_the_outputs_asked_for() -> None:
+    probabilities = np.full(10, 0.05, dtype=np.float32)
+    probabilities[7] = 0.55
+    document = {"id": "r1", "outputs": [{"name": "label"}]}
+    rendered = oip_v2.render(document, [Prediction(probabilities)], "cifar10")
+    assert rendered == {
+        "model_name": "cifar10",
+        "model_version": "1",
+        "id": "r1",
+        "outputs": [{"name": "label", "datatype": "BYTES", "shape": [1], "data": ["horse"]}],
+    }

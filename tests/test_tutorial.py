@@ -1,0 +1,45 @@
+"""The tutorial's multipart contract, called directly: no server, no model."""
+
+import pytest
+
+from function.errors import ClientError, InvalidRequest, UnsupportedMediaType
+from function.http import Request
+from function.protocols import tutorial
+
+
+def form(parts: bytes, boundary: str = "b") -> Request:
+    return Request("POST", "/predict", b"", {"content-type": f"multipart/form-data; boundary={boundary}"}, parts)
+
+
+def part(name: str, data: bytes, filename: str | None = "x.jpg") -> bytes:
+    disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+    return f"--b\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + data + b"\r\n"
+
+
+def test_the_img_field_as_a_file_or_a_plain_field() -> None:
+    assert tutorial.image_bytes(form(part("other", b"no") + part("img", b"\xff\xd8yes") + b"--b--\r\n")) == b"\xff\xd8yes"
+    assert tutorial.image_bytes(form(part("img", b"plain", filename=None) + b"--b--\r\n")) == b"plain"
+
+
+@pytest.mark.parametrize(
+    "request_, error",
+    [
+        (form(part("image", b"x") + b"--b--\r\n"), InvalidRequest),
+        (form(b"--b\r\ngarbage"), InvalidRequest),
+        (form(b""), ClientError),
+        (Request("POST", "/predict", b"", {"content-type": "multipart/form-data"}, b"x"), InvalidRequest),
+        (Request("POST", "/predict", b"", {"content-type": "image/jpeg"}, b"x"), UnsupportedMediaType),
+    ],
+)
+def test_malformed_forms_are_4xx(request_: Request, error: type) -> None:
+    with pytest.raises(error):
+        tutorial.image_bytes(request_)
+
+
+def test_text_only_for_clients_that_prefer_it() -> None:
+    def accepting(accept: str) -> Request:
+        return Request("POST", "/predict", b"", {"accept": accept}, b"")
+
+    assert tutorial.wants_text(accepting("text/plain"))
+    assert not tutorial.wants_text(accepting("application/json, text/plain"))
+    assert not tutorial.wants_text(accepting("*/*"))
