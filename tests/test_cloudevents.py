@@ -39,7 +39,7 @@ def test_a_missing_binary_attribute_is_named(missing: str) -> None:
 
 def test_a_missing_source_with_a_json_body_is_named_too() -> None:
     request = binary(b'{"b64": "aGk="}', **{"ce-source": None, "content-type": "application/json"})
-    with pytest.raises(InvalidCloudEvent, match="'source'.*ce-source"):
+    with pytest.raises(InvalidCloudEvent, match=r"'source'.*ce-source"):
         cloudevents.parse(request, SETTINGS.reply_type)
 
 
@@ -91,5 +91,6 @@ def test_binary_reply_headers_are_percent_encoded() -> None:
     event = cloudevents.parse(binary(**{"ce-subject": 'caméra "1"\n%'}), SETTINGS.reply_type)
     reply = cloudevents.reply(event, {"label": "cat"}, SETTINGS)
     assert reply.headers["ce-subject"] == "cam%C3%A9ra %221%22%0A%25"
-    assert reply.headers["ce-type"] == "dev.cifar10.classify.response" and reply.headers["ce-source"] == "/knative/cifar"
+    assert reply.headers["ce-type"] == "dev.cifar10.classify.response"
+    assert reply.headers["ce-source"] == "/knative/cifar"
     assert json.loads(reply.body) == {"label": "cat"}

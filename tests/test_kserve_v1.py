@@ -15,9 +15,7 @@ SETTINGS = Settings()
 def test_b64_instances_become_encoded_images_and_arrays_become_pixels() -> None:
     jpeg = b"\xff\xd8 not decoded here"
     pixels = np.arange(32 * 32 * 3).reshape(32, 32, 3) % 256
-    payloads = kserve_v1.parse(
-        {"instances": [{"b64": base64.b64encode(jpeg).decode()}, pixels.tolist()]}, SETTINGS
-    )
+    payloads = kserve_v1.parse({"instances": [{"b64": base64.b64encode(jpeg).decode()}, pixels.tolist()]}, SETTINGS)
     assert payloads[0] == jpeg
     assert payloads[1].dtype == np.uint8 and np.array_equal(payloads[1], pixels)
 
