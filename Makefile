@@ -1,5 +1,4 @@
 # The two commands of the README: `make run` (set up and serve on the CPU) and `make test`.
-PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8080
@@ -12,73 +11,126 @@ IMAGE  ?= cifar10-function
 TAG    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
 VARIANT ?= gpu
 RELEASE ?= cifar
-# CPU serving: one worker per core, each with one MXNet thread and its own batcher, because a
-# single worker is limited by Python's request handling, not by the network (bench/ measures it).
-# On a GPU, run one worker per GPU instead (the image's default), so the model sits there once.
-WORKERS ?= $(shell nproc)
-THREADS ?= 16
 OMP_NUM_THREADS ?= 1
-# Where the workers' metrics meet, so that one scrape sees them all (cleared at each start).
-METRICS_DIR ?= .cache/metrics
 
-.PHONY: install run serve test lint train lr-range evaluate helm template image push deploy clean gpu-smoke fuzz bench soak
+# Python 3.11 exactly: mxnet 1.9.1 needs numpy<1.24, which has no builds for Python 3.12 and later.
+# PYTHON= names the interpreter; without it, python3.11 on PATH, else python3 when it is 3.11.
+PYTHON_VERSION := 3.11
+# An interpreter's version and installation (a venv reports its base's); "" when it does not run.
+python_id = $(shell $(1) -c 'import sys; print("%d.%d.%d" % sys.version_info[:3], sys.base_prefix)' 2>/dev/null)
+# "3.11" from an id such as "3.11.7 /usr" (basename drops the last ".7").
+python_minor = $(basename $(firstword $(1)))
+# How an id reads in a message: "3.12.1 (/usr)", or $(2) when the interpreter did not run.
+python_shown = $(if $(1),$(firstword $(1)) ($(wordlist 2,$(words $(1)),$(1))),$(2))
+ifeq ($(origin PYTHON),undefined)
+PYTHON := python3.11
+PYTHON_ID := $(call python_id,$(PYTHON))
+PYTHON_TRIED := python3.11: $(call python_shown,$(PYTHON_ID),not found)
+ifneq ($(call python_minor,$(PYTHON_ID)),$(PYTHON_VERSION))
+PYTHON := python3
+PYTHON_ID := $(call python_id,$(PYTHON))
+PYTHON_TRIED := $(PYTHON_TRIED); python3: $(call python_shown,$(PYTHON_ID),not found)
+endif
+else
+PYTHON_ID := $(call python_id,$(PYTHON))
+PYTHON_TRIED := PYTHON=$(PYTHON) (from the $(origin PYTHON)): $(call python_shown,$(PYTHON_ID),does not run)
+endif
 
-install: $(VENV)/.installed
+# The venv is rebuilt when it was made by another interpreter than the one asked for: PYTHON's
+# own installation when PYTHON is given, else any 3.11 (or when its interpreter no longer runs).
+VENV_ID := $(call python_id,$(BIN)/python)
+ifeq ($(VENV_ID),)
+VENV_STALE := yes
+else ifeq ($(origin PYTHON),file)
+VENV_STALE := $(if $(filter $(PYTHON_VERSION),$(call python_minor,$(VENV_ID))),,yes)
+else ifneq ($(VENV_ID),$(PYTHON_ID))
+VENV_STALE := yes
+endif
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[cpu,dev]"
+.PHONY: check-python venv install install-dev run serve test lint train lr-range evaluate helm template image push deploy clean gpu-smoke fuzz bench soak
+
+# Stops at once, saying how to get Python 3.11, when the interpreter found or named is not 3.11.
+check-python:
+ifneq ($(call python_minor,$(PYTHON_ID)),$(PYTHON_VERSION))
+	@echo "Python $(PYTHON_VERSION) is required (mxnet 1.9.1 needs numpy<1.24, which stops at Python 3.11)." >&2
+	@echo "Tried $(PYTHON_TRIED)." >&2
+	@echo "Install Python $(PYTHON_VERSION) and run make again, naming it with PYTHON= unless it is python3.11 on PATH:" >&2
+	@echo "  Debian 12, Ubuntu 22.04:  sudo apt-get install python3.11 python3.11-venv" >&2
+	@echo "  uv:                       uv python install $(PYTHON_VERSION) && make run PYTHON=\$$(uv python find $(PYTHON_VERSION))" >&2
+	@echo "  pyenv:                    pyenv install $(PYTHON_VERSION) && make run PYTHON=\$$(pyenv prefix $(PYTHON_VERSION))/bin/python" >&2
+	@exit 1
+else
+	@:
+endif
+
+# The venv with an up-to-date pip and no packages: made when missing, remade when stale (see
+# VENV_STALE); a failed creation (Debian without python3.11-venv) leaves nothing behind to retry on.
+venv: $(VENV)/pyvenv.cfg
+
+$(VENV)/pyvenv.cfg: $(if $(VENV_STALE),check-python)
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet --upgrade pip || { rm -rf $(VENV); exit 1; }
+
+# One marker per set of extras in the same venv: `make run` installs what serving needs (the
+# `cpu` extra), `make test` adds the test and lint tools (`dev`) with one pip run either way.
+install: $(VENV)/.installed-cpu
+install-dev: $(VENV)/.installed-dev
+
+$(VENV)/.installed-cpu: pyproject.toml $(VENV)/pyvenv.cfg
+	$(BIN)/pip install --quiet -e ".[cpu]"
 	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/pyvenv.cfg
+	$(BIN)/pip install --quiet -e ".[cpu,dev]"
+	touch $@ $(VENV)/.installed-cpu
 
 run: install serve
 
+# WORKERS (inference processes) defaults to one per CPU; each uses OMP_NUM_THREADS MXNet threads.
 serve:
-	PORT=$(PORT) WORKERS=$(WORKERS) THREADS=$(THREADS) OMP_NUM_THREADS=$(OMP_NUM_THREADS) \
-		PROMETHEUS_MULTIPROC_DIR=$(abspath $(METRICS_DIR)) \
-		$(BIN)/functions-framework --source function/main.py --target handle --port $(PORT)
+	PORT=$(PORT) OMP_NUM_THREADS=$(OMP_NUM_THREADS) $(BIN)/python -m function
 
-test: install helm
+test: install-dev helm
 	PATH="$(dir $(HELM)):$$PATH" $(BIN)/python -m pytest
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint --failure-threshold info Dockerfile
 
 # Coverage-guided fuzzing of request parsing and decoding, bounded in time; crashes land in .cache/fuzz.
 FUZZ_SECONDS ?= 300
-fuzz: install
+fuzz: install-dev
 	mkdir -p .cache/fuzz
 	$(BIN)/python -m tests.fuzz.fuzz_requests .cache/fuzz/corpus -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=.cache/fuzz/
 
 # Load benchmark against the tutorial's server (wrk from Debian's packages) and the soak test.
 # Both need the shipped weights and both cores: not part of `make test`.
 BENCH_SECONDS ?= 10
-bench: install
+bench: install-dev
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.run --seconds $(BENCH_SECONDS)
 
-soak: install
+soak: install-dev
 	$(BIN)/python -m bench.soak --requests 20000 --concurrency 16
 
 helm: $(HELM)
 
-$(TOOLS)/helm:
+$(TOOLS)/helm: | $(VENV)/pyvenv.cfg
 	$(BIN)/python tools/fetch_helm.py $(TOOLS)
 
 # The recipe of the shipped weights is train.py's defaults; rerunning resumes from the last epoch.
-train: install
+train: install-dev
 	$(BIN)/python -m training.train --data $(DATA) --out $(RUN)
 	cp $(RUN)/cifar_resnet20_v1.params $(RUN)/cifar_resnet20_v1.json function/weights/
 	cp $(RUN)/history.png function/weights/cifar_resnet20_v1-history.png
 	cp $(RUN)/history.json function/weights/cifar_resnet20_v1-history.json
 	cp $(RUN)/confusion.png function/weights/cifar_resnet20_v1-confusion.png
 
-lr-range: install
+lr-range: install-dev
 	$(BIN)/python -m training.lr_range --data $(DATA) --out runs/lr-range
 
-evaluate: install
+evaluate: install-dev
 	$(BIN)/python -m training.evaluate --data $(DATA) --params function/weights/cifar_resnet20_v1.params --out runs/evaluation
 
 template: helm
