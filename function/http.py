@@ -8,7 +8,6 @@ them a `Request`; they return a `Response`. Errors become JSON in the shape of t
 
 import asyncio
 import json
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
@@ -88,18 +87,18 @@ async def read_body(
         if int(declared) > limit:
             raise BodyTooLarge(f"the body has {declared} bytes, over the limit of {limit} (MAX_BODY_BYTES)")
     chunks, size = [], 0
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            message = await asyncio.wait_for(receive(), deadline - time.monotonic())
-        except TimeoutError as exc:
-            raise RequestTimeout(f"the body did not arrive within {timeout:g} s (BODY_TIMEOUT_SECONDS)") from exc
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"the body is over the limit of {limit} bytes (MAX_BODY_BYTES)")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+    try:
+        async with asyncio.timeout(timeout):  # one deadline for the whole body, not per chunk
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientGone
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge(f"the body is over the limit of {limit} bytes (MAX_BODY_BYTES)")
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    except TimeoutError as exc:
+        raise RequestTimeout(f"the body did not arrive within {timeout:g} s (BODY_TIMEOUT_SECONDS)") from exc

@@ -91,3 +91,4 @@ def test_gpu_requested_without_a_gpu_fails_clearly(params: Path) -> None:
     holder = ModelHolder(params, "gpu", 30)
     with pytest.raises(Unavailable, match="no GPU"):
         holder.wait(60)
+    assert holder.error.startswith("DEVICE=gpu") and str(params) not in holder.error  # the device, not the file
