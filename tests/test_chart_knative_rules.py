@@ -467,6 +467,79 @@ RULES = [
         "2 to 255 characters",
         ["--set", "image.repository=ghcr.io/ab"],
     ),
+    # Scheduling fields, passed to the pod as given: Kubernetes validates them in the Deployment.
+    Rule(
+        KUBERNETES,
+        "validateTolerations",
+        [],
+        "/tolerations/0",
+        [],
+        yaml="tolerations: [{key: nvidia.com/gpu, operator: Exists, value: present}]\n",
+        ok_yaml="tolerations: [{key: nvidia.com/gpu, operator: Exists}]\n"
+        "knative: {features: [kubernetes.podspec-tolerations]}\n",
+    ),
+    Rule(
+        KUBERNETES,
+        "validateTolerations",
+        [],
+        "/tolerations/0",
+        [],
+        yaml="tolerations: [{key: gpu, operator: Equal, value: a, effect: NoSchedule, tolerationSeconds: 60}]\n",
+        ok_yaml="tolerations: [{key: gpu, operator: Equal, value: a, effect: NoExecute, tolerationSeconds: 60}]\n"
+        "knative: {features: [kubernetes.podspec-tolerations]}\n",
+    ),
+    Rule(
+        KUBERNETES,
+        "validateTolerations",
+        [],
+        "/tolerations/0",
+        [],
+        yaml="tolerations: [{operator: Equal, value: a}]\n",
+        ok_yaml="tolerations: [{operator: Exists}]\nknative: {features: [kubernetes.podspec-tolerations]}\n",
+    ),
+    Rule(
+        KUBERNETES,
+        "ValidateNodeSelector (label names)",
+        ["--set", "nodeSelector.gpu_type/x=a10"],
+        "invalid propertyName 'gpu_type/x'",
+        ["--set", "nodeSelector.nvidia\\.com/gpu\\.product=NVIDIA-A10G", *flag("kubernetes.podspec-nodeselector")],
+    ),
+    Rule(
+        KUBERNETES,
+        "ValidateNodeSelector (label values)",
+        ["--set", "nodeSelector.gpu=a 10"],
+        "/nodeSelector/gpu",
+        ["--set", "nodeSelector.gpu=a-10", *flag("kubernetes.podspec-nodeselector")],
+    ),
+    Rule(
+        KUBERNETES,
+        "validateNodeSelectorRequirement",
+        [],
+        "/affinity/nodeAffinity",
+        [],
+        yaml="affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: "
+        "[{matchExpressions: [{key: zone, operator: Within, values: [a]}]}]}}}\n",
+        ok_yaml="affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: "
+        "[{matchExpressions: [{key: zone, operator: In, values: [a]}]}]}}}\n"
+        "knative: {features: [kubernetes.podspec-affinity]}\n",
+    ),
+    Rule(
+        KUBERNETES,
+        "ValidateAffinity",
+        [],
+        "/affinity",
+        [],
+        yaml="affinity: {nodeAfinity: {}}\n",
+        ok_yaml="affinity: {podAntiAffinity: {preferredDuringSchedulingIgnoredDuringExecution: []}}\n"
+        "knative: {features: [kubernetes.podspec-affinity]}\n",
+    ),
+    Rule(
+        KUBERNETES,
+        "ValidateLabels (app.kubernetes.io/name)",
+        ["--set", "nameOverride=cifar 10", "--set", "fullnameOverride=cifar"],
+        "/nameOverride",
+        ["--set", "nameOverride=Cifar_10", "--set", "fullnameOverride=cifar"],
+    ),
     # Resources.
     Rule(
         KUBERNETES,
@@ -488,6 +561,13 @@ RULES = [
         ["--set", "resources.requests.memory=9e9"],
         "resources.requests.memory",
         ["--set", "resources.requests.memory=8e9"],
+    ),
+    Rule(
+        KUBERNETES,
+        "ValidateResourceQuantityValue",
+        ["--set", "resources.requests.memory=-1Gi"],
+        "/resources/requests/memory",
+        ["--set", "resources.requests.memory=0"],
     ),
     Rule(
         KUBERNETES,
