@@ -224,3 +224,15 @@ field masks of pkg/apis/serving/fieldmask.go. */}}
 {{- end }}
 {{- toJson $flags }}
 {{- end }}
+
+{{/* The environment variable a `function.*` value sets: its name in upper snake case (function/config.py's
+field, upper-cased), except ompThreads, which is MXNet's OMP_NUM_THREADS. tests/test_settings_sources.py checks
+that every such name is a setting of the function. */}}
+{{- define "cifar10.envName" -}}
+{{- if eq . "ompThreads" }}OMP_NUM_THREADS{{ else }}{{ . | snakecase | upper }}{{ end }}
+{{- end }}
+
+{{/* A value as an environment string: whole numbers without an exponent (1000000, not 1e+06). */}}
+{{- define "cifar10.envValue" -}}
+{{- if or (kindIs "float64" .) (kindIs "int64" .) (kindIs "int" .) }}{{ include "cifar10.number" . }}{{ else }}{{ . }}{{ end }}
+{{- end }}

@@ -139,7 +139,8 @@ so a message here says which cluster setting a refused value needs.
 {{- end }}
 
 {{- /* Environment: Serving k8s_validation.go validateEnvVar (reserved names); the chart's own names. */}}
-{{- $owned := dict "MODEL_PARAMS" "function.modelParams" "DEVICE" "function.device" "LOAD_MODE" "function.loadMode" "LOAD_TIMEOUT_SECONDS" "function.loadTimeoutSeconds" "FLIP_AVERAGE" "function.flipAverage" "TOP_K" "function.topK" "MAX_BODY_BYTES" "function.maxBodyBytes" "MAX_IMAGE_PIXELS" "function.maxImagePixels" "MAX_IMAGES_PER_REQUEST" "function.maxImagesPerRequest" "BATCH_MAX_SIZE" "function.batchMaxSize" "BATCH_MAX_DELAY_MS" "function.batchMaxDelayMs" "QUEUE_MAX_IMAGES" "function.queueMaxImages" "CLOUDEVENT_REPLY" "function.cloudeventReply" "REPLY_TYPE" "function.replyType" "REPLY_SOURCE" "function.replySource" "WORKERS" "function.workers" "OMP_NUM_THREADS" "function.ompThreads" "LOG_LEVEL" "function.logLevel" "GPU_MPS" "gpu.mps" }}
+{{- $owned := dict "GPU_MPS" "gpu.mps" "REPLY_SOURCE" "function.replySource" }}
+{{- range $key, $_ := $v.function }}{{ $_ := set $owned (include "cifar10.envName" $key) (printf "function.%s" $key) }}{{ end }}
 {{- if $v.tmpVolume.enabled }}{{ $_ := set $owned "TMPDIR" "tmpVolume.enabled (it points TMPDIR at the emptyDir)" }}{{ end }}
 {{- range $v.extraEnv }}
 {{- if or (eq .name "PORT") (hasPrefix "K_" .name) }}
