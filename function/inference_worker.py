@@ -60,6 +60,9 @@ def run(conn: Connection, settings: Settings, index: int) -> None:
         _load(conn, holder)
     while True:
         try:
+            if settings.load_mode == "background" and holder.error and not conn.poll(settings.load_retry_seconds):
+                _load(conn, holder)  # a broken file may be mended (a volume mounted late): try again
+                continue
             message = conn.recv()
         except (EOFError, OSError):
             return  # the front process is gone

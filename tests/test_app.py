@@ -420,3 +420,12 @@ def test_metrics_content_type_is_prometheus_text_once(client) -> None:
 def test_head_answers_get_without_a_body(client) -> None:
     response = client.request("HEAD", "/health/liveness")
     assert response.status_code == 200 and response.data == b""
+
+
+def test_background_mode_retries_a_missing_file_by_itself(make_client, tmp_path, params) -> None:
+    late = tmp_path / "late.params"
+    client = make_client(MODEL_PARAMS=str(late), LOAD_RETRY_SECONDS="1")
+    client.server.wait("/health/readiness", 503)
+    late.write_bytes(params.read_bytes())  # e.g. a volume mounted after the pod started
+    body = client.server.wait("/health/readiness", 200, timeout=60).json()
+    assert body["model"] == "ready" and "error" not in body
