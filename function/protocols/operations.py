@@ -1,5 +1,6 @@
 """The routes a platform calls rather than a client: health, model status, metrics, service info."""
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from function.config import SERVICE_NAME
@@ -23,14 +24,7 @@ async def readiness(request: Request, fn: "Function") -> Response:
         "model": _overall(s.state for s in states),
         "device": fn.device,
         "load_mode": fn.settings.load_mode,
-        "workers": [
-            {
-                k: v
-                for k, v in (("state", s.state), ("device", s.device), ("error", s.error), ("warning", s.warning))
-                if v
-            }
-            for s in states
-        ],
+        "workers": [{k: v for k, v in asdict(s).items() if v and k != "load_times"} for s in states],
     }
     errors = [s.error for s in states if s.error]
     if errors:
