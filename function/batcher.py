@@ -18,9 +18,13 @@ import itertools
 import logging
 import multiprocessing
 import os
+import pickle
+import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 
 from function import inference_worker
 from function.config import Settings
@@ -50,12 +54,26 @@ class _Item:
 
 @dataclass
 class _Worker:
+    """The front's side of one worker: its process, the stream to it, and what it is doing."""
+
     index: int
     process: multiprocessing.Process
-    conn: multiprocessing.connection.Connection
+    writer: asyncio.StreamWriter | None = None
+    pending: list[bytes] = field(default_factory=list)  # messages written before the stream opened
     state: WorkerState = field(default_factory=lambda: WorkerState("not_loaded", "none"))
     batch: tuple[int, list[_Item]] | None = None
     load_requested: bool = False
+    reader_task: asyncio.Task | None = None
+
+    def send(self, message: tuple) -> None:
+        """Write one message in multiprocessing.Connection's framing, without blocking the event loop."""
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        size = len(data)
+        frame = (struct.pack("!i", size) if size <= 0x7FFFFFFF else struct.pack("!iQ", -1, size)) + data
+        if self.writer is None:
+            self.pending.append(frame)
+        else:
+            self.writer.write(frame)
 
 
 class Batcher:
@@ -98,14 +116,15 @@ class Batcher:
         while (self._queue or any(w.batch for w in self._workers)) and time.monotonic() < deadline:
             await self._wait_change(deadline - time.monotonic())
         for worker in self._workers:
-            self._loop.remove_reader(worker.conn.fileno())
-            with contextlib.suppress(OSError):
-                worker.conn.send(("stop",))
+            worker.send(("stop",))
         for worker in self._workers:
             await asyncio.to_thread(worker.process.join, max(0.1, deadline - time.monotonic()))
             if worker.process.is_alive():
                 worker.process.kill()
-            worker.conn.close()
+            if worker.reader_task is not None:
+                worker.reader_task.cancel()
+            if worker.writer is not None:
+                worker.writer.close()
 
     @property
     def states(self) -> list[WorkerState]:
@@ -154,7 +173,7 @@ class Batcher:
                     asked.add(worker.index)
                     if not worker.load_requested:
                         worker.load_requested = True
-                        worker.conn.send(("load",))
+                        worker.send(("load",))
             if all(w.state.state == "failed" and not w.load_requested for w in self._workers):
                 raise Unavailable(
                     f"the model could not be loaded: {self._workers[0].state.error}",
@@ -173,15 +192,33 @@ class Batcher:
     # Workers ---------------------------------------------------------------------------------
 
     def _spawn(self, index: int) -> _Worker:
-        ours, theirs = multiprocessing.Pipe()
+        ours, theirs = socket.socketpair()
         process = multiprocessing.get_context("spawn").Process(
-            target=inference_worker.run, args=(theirs, self.settings, index), name=f"inference-{index}", daemon=True
+            target=inference_worker.run,
+            args=(Connection(theirs.detach()), self.settings, index),
+            name=f"inference-{index}",
+            daemon=True,
         )
         process.start()
-        theirs.close()
-        worker = _Worker(index, process, ours)
-        self._loop.add_reader(ours.fileno(), self._receive, worker)
+        worker = _Worker(index, process)
+        worker.reader_task = self._loop.create_task(self._serve(worker, ours))
         return worker
+
+    async def _serve(self, worker: _Worker, sock: socket.socket) -> None:
+        """Read the worker's messages (Connection's framing) until its end of the stream closes."""
+        reader, worker.writer = await asyncio.open_unix_connection(sock=sock)
+        for frame in worker.pending:
+            worker.writer.write(frame)
+        worker.pending.clear()
+        try:
+            while True:
+                (size,) = struct.unpack("!i", await reader.readexactly(4))
+                if size == -1:
+                    (size,) = struct.unpack("!Q", await reader.readexactly(8))
+                self._receive(worker, pickle.loads(await reader.readexactly(size)))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            if not self._stopping:
+                self._lost(worker)
 
     def _dispatch(self) -> None:
         for worker in self._workers:
@@ -194,10 +231,7 @@ class Batcher:
                 now = time.perf_counter()
                 if self.observe_batch:
                     self.observe_batch(len(batch), now - batch[0].queued_at, len(self._queue))
-                try:
-                    worker.conn.send(("batch", batch_id, [item.payload for item in batch]))
-                except OSError:
-                    self._lost(worker)
+                worker.send(("batch", batch_id, [item.payload for item in batch]))
 
     def _take(self) -> list[_Item]:
         batch, size = [self._queue.popleft()], 0
@@ -211,12 +245,7 @@ class Batcher:
             size += following.size
         return batch
 
-    def _receive(self, worker: _Worker) -> None:
-        try:
-            message = worker.conn.recv()
-        except (EOFError, OSError):
-            self._lost(worker)
-            return
+    def _receive(self, worker: _Worker, message: tuple) -> None:
         if message[0] == "state":
             worker.state = message[1]
             if worker.state.state != "loading":
@@ -237,8 +266,8 @@ class Batcher:
 
     def _lost(self, worker: _Worker) -> None:
         """A worker died: give its images back to the queue, each alone, and start another."""
-        self._loop.remove_reader(worker.conn.fileno())
-        worker.conn.close()
+        if worker.writer is not None:
+            worker.writer.close()
         worker.process.join(1)
         log.error("inference worker %d died (exit code %s)", worker.index, worker.process.exitcode)
         if worker.batch is not None:
@@ -254,7 +283,7 @@ class Batcher:
         self._workers[self._workers.index(worker)] = replacement
         if self.settings.load_mode == "first-request" and any(w.state.state == "ready" for w in self._workers):
             replacement.load_requested = True
-            replacement.conn.send(("load",))
+            replacement.send(("load",))
         if self.observe_states:
             self.observe_states(self.states)
         self._changed.set()

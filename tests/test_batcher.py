@@ -7,12 +7,13 @@ import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from function.batcher import Batcher
 from function.config import Settings
 from function.errors import InvalidImage, Overloaded
 from function.inference import probabilities
-from tests.conftest import DATA, SHIPPED
+from tests.conftest import DATA, SHIPPED, encode
 
 
 def settings(**overrides) -> Settings:
@@ -108,5 +109,22 @@ def test_stop_answers_everything_accepted_then_refuses() -> None:
         with pytest.raises(Overloaded):
             batcher.submit([pixels(0)])
         assert not any(w.process.is_alive() for w in batcher._workers)
+
+    asyncio.run(scenario())
+
+
+def test_megabytes_of_images_reach_the_workers_intact() -> None:
+    """Payloads far over a socket buffer (a 12-megapixel photo, a batch of several MiB) go through."""
+    rng = np.random.default_rng(3)
+    photo = encode(Image.fromarray(rng.integers(0, 256, (3024, 4032, 3), dtype=np.uint8)), "JPEG", quality=90)
+    assert len(photo) > 3 * 1024 * 1024
+
+    async def scenario() -> None:
+        batcher = await started(Batcher(settings(), 1))
+        worker = batcher._workers[0]
+        results = await batcher.classify([photo, photo])
+        assert all(r.shape == (10,) for r in results)
+        assert batcher._workers[0] is worker  # no worker died on the way
+        await batcher.stop(30)
 
     asyncio.run(scenario())
