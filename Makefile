@@ -104,12 +104,15 @@ fuzz: install-dev
 	mkdir -p .cache/fuzz
 	$(BIN)/python -m tests.fuzz.fuzz_requests .cache/fuzz/corpus -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=.cache/fuzz/
 
-# Load benchmark against the tutorial's server (wrk from Debian's packages) and the soak test.
-# Both need the shipped weights and both cores: not part of `make test`.
+# Load benchmark against KServe and MLServer (installed by the bench into .cache/bench, a few minutes
+# the first time) and the tutorial's server, with photos and a profile (wrk from Debian's packages),
+# and the soak test. Both need the shipped weights and both cores: not part of `make test`.
+# QUEUE_PROXY: a queue-proxy binary built from knative/serving, to measure a pooling client too.
 BENCH_SECONDS ?= 10
+QUEUE_PROXY ?=
 bench: install-dev
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	$(BIN)/python -m bench.run --seconds $(BENCH_SECONDS)
+	$(BIN)/python -m bench.run --seconds $(BENCH_SECONDS) $(if $(QUEUE_PROXY),--queue-proxy $(QUEUE_PROXY))
 
 soak: install-dev
 	$(BIN)/python -m bench.soak --requests 20000 --concurrency 16

@@ -1,4 +1,4 @@
-"""The benchmark's Markdown table and PNG chart."""
+"""The benchmark's Markdown tables and PNG chart, from the result `bench.run` writes."""
 
 from pathlib import Path
 
@@ -6,24 +6,128 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
 
-def table(result: dict) -> str:
+def _x(value: float | None) -> str:
+    return "" if value is None else f" ({value}x)"
+
+
+def _cpu(run: dict) -> str:
+    cpu = run.get("cpu_ms_per_request")
+    return f"{cpu['process']} + {cpu['children']}" if cpu else ""
+
+
+def peers_table(result: dict) -> list[str]:
     lines = [
-        "| server | concurrency | requests/s | p50 ms | p99 ms | errors | cold start s | peak MiB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| server | concurrency | requests/s (x best peer) | p50 ms (x) | p99 ms (x) | errors "
+        "| CPU ms/request (process + children) | cold start s | peak MiB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for server in result["servers"]:
         for run in server["runs"]:
+            x = run.get("x_best_peer", {})
             lines.append(
-                f"| {server['name']} | {run['concurrency']} | {run['rps']:.1f} | {run['p50_ms']} | "
-                f"{run['p99_ms']} | {run['errors']} | {server['cold_start_s']} | {server['peak_memory_mib']} |"
+                f"| {server['name']} | {run['concurrency']} | {run['rps']:.1f}{_x(x.get('rps'))} "
+                f"| {run['p50_ms']}{_x(x.get('p50'))} | {run['p99_ms']}{_x(x.get('p99'))} | {run['errors']} "
+                f"| {_cpu(run)} | {server['cold_start_s']} | {server['peak_memory_mib']} |"
             )
-    lines += [
+    return lines
+
+
+def tutorial_table(result: dict) -> list[str]:
+    lines = [
+        "| server (multipart /predict) | concurrency | requests/s | p50 ms | p99 ms | errors | peak MiB |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for server in result["tutorial"]:
+        for run in server["runs"]:
+            lines.append(
+                f"| {server['name']} | {run['concurrency']} | {run['rps']:.1f} | {run['p50_ms']} | {run['p99_ms']} "
+                f"| {run['errors']} | {server['peak_memory_mib']} |"
+            )
+    return lines
+
+
+def photos_table(result: dict) -> list[str]:
+    lines = [
+        "| photo | JPEG bytes | body | concurrency | requests/s | p50 ms | p99 ms | errors | naive limit/s | x naive |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in result["photos"]:
+        for run in row["runs"]:
+            lines.append(
+                f"| {row['size']} | {row['bytes']} | {run['encoding']} | {run['concurrency']} | {run['rps']:.1f} "
+                f"| {run['p50_ms']} | {run['p99_ms']} | {run['errors']} | {row['naive_limit_rps']} | {run['x_naive']} |"
+            )
+    return lines
+
+
+def balance_lines(result: dict) -> list[str]:
+    balance = result["balance"]
+    rates = ", ".join(f"{r['rps']:.1f}" for r in balance["runs"])
+    lines = [f"Balance at c=32 (flip-averaged): {rates} requests/s; spread {balance['spread'] * 100:.1f}%."]
+    pooled = balance["queue_proxy"]
+    if pooled and pooled["runs"]:
+        rates = ", ".join(f"{r['rps']:.1f} (p99 {r['p99_ms']} ms, {r['errors']} errors)" for r in pooled["runs"])
+        cores = ", ".join(str(r["queue_proxy_cores"]) for r in pooled["runs"])
+        lines.append(
+            f"Through Knative's queue-proxy: {rates}; median {pooled['x_direct']}x direct; "
+            f"queue-proxy itself used {cores} cores."
+        )
+    else:
+        why = pooled["skipped"] if pooled else "no `--queue-proxy PATH`"
+        lines.append(f"Through Knative's queue-proxy: not run ({why}).")
+    return lines
+
+
+def profile_lines(result: dict) -> list[str]:
+    profile = result["profile"]
+    run, front, worker, budget = profile["run"], profile["front"], profile["worker"], profile["budget"]
+    work = worker["work_ms_per_request"]
+    lines = [
+        f"Latency at c=1 (flip-averaged): p50 {budget['p50_ms']} ms = decode + forward in-process "
+        f"{budget['decode_forward_ms']} ms + the workers' CPU above it {budget['workers_above_decode_forward_ms']} ms "
+        f"+ the front's CPU {budget['front_cpu_ms']} ms + waiting {budget['waiting_ms']} ms (CPU per request: "
+        "means from /proc).",
         "",
-        f"import mxnet+gluoncv: {result['import_seconds']} s; raw forward limit (batch 32): "
-        f"{result['forward_limit_images_per_s']} images/s; {result['machine']['cpus']} CPUs, "
-        f"{result['machine']['processor']}, {result['date']}",
+        f"Under py-spy ({profile['rate_hz']} Hz; {run['rps']:.1f} requests/s, p50 {run['p50_ms']} ms): front "
+        f"{front['cpu_ms_per_request']} ms CPU per request, worker {worker['cpu_ms_per_request']} ms (decode "
+        f"{work['decode']}, forward {work['forward']}, the rest "
+        f"{round(worker['cpu_ms_per_request'] - work['decode'] - work['forward'], 3)}); by module and function, "
+        "ms per request:",
+        "",
+        "| process | top modules | top functions (self; [native leaf]) |",
+        "| --- | --- | --- |",
+    ]
+    for role, summary in (("front", front), ("worker 0", worker)):
+        modules = "<br>".join(f"{name} {ms}" for name, ms in summary["modules"])
+        functions = "<br>".join(f"`{name}` {ms}" for name, ms in summary["functions"])
+        lines.append(f"| {role} | {modules} | {functions} |")
+    return lines
+
+
+def tables(result: dict) -> str:
+    request = result["request_ms"]
+    lines = [
+        f"Peers: the same KServe v1 request ({result['request']['image']}, {result['request']['image_bytes']} bytes, "
+        f"base64) to {result['request']['path']}; {result['seconds_per_point']} s per point.",
+        "",
+        *peers_table(result),
+        "",
+        *tutorial_table(result),
+        "",
+        *photos_table(result),
+        "",
+        *balance_lines(result),
+        "",
+        *profile_lines(result),
+        "",
+        f"import mxnet+gluoncv: {result['import_seconds']} s; forward limit (batch 32, flip-averaged): "
+        f"{result['forward_limit_images_per_s']} images/s; decode + forward of one image in-process: "
+        f"{request['flip_averaged']} ms flip-averaged, {request['single_view']} ms single view; "
+        f"{result['machine']['cpus']} CPUs, {result['machine']['processor']}, load average at start "
+        f"{result['machine']['load_average_at_start'][0]:.2f}, {result['date']}, {result['duration_s']} s in all",
         "",
         "| target | value | met |",
         "| --- | --- | --- |",
@@ -33,21 +137,39 @@ def table(result: dict) -> str:
 
 
 def chart(result: dict, path: Path) -> None:
-    fig, (rps_ax, p99_ax) = plt.subplots(1, 2, figsize=(10, 4))
-    width = 0.38
-    for offset, server in zip((-width / 2, width / 2), result["servers"], strict=True):
-        levels = [str(r["concurrency"]) for r in server["runs"]]
-        positions = [i + offset for i in range(len(levels))]
+    fig, (rps_ax, p99_ax, photo_ax) = plt.subplots(1, 3, figsize=(16, 4.5))
+    servers = result["servers"]
+    width = 0.8 / len(servers)
+    levels = [str(r["concurrency"]) for r in servers[0]["runs"]]
+    for index, server in enumerate(servers):
+        positions = [i + (index - (len(servers) - 1) / 2) * width for i in range(len(levels))]
         rps_ax.bar(positions, [r["rps"] for r in server["runs"]], width, label=server["name"])
         p99_ax.bar(positions, [r["p99_ms"] or 0 for r in server["runs"]], width, label=server["name"])
     for ax, label in ((rps_ax, "requests/s"), (p99_ax, "p99 latency (ms)")):
         ax.set_xticks(range(len(levels)), levels)
-        ax.set_xlabel("concurrent clients")
+        ax.set_xlabel("concurrent clients (KServe v1 request, 32 x 32 JPEG)")
         ax.set_ylabel(label)
+    rps_ax.legend(fontsize=7)
+    sizes = [row["size"] for row in result["photos"]]
+    at = [{(r["encoding"], r["concurrency"]): r["rps"] for r in row["runs"]} for row in result["photos"]]
+    series = [
+        ("naive limit (Pillow, all cores)", [row["naive_limit_rps"] for row in result["photos"]]),
+        *[(f"function, {encoding}, c=8", [rates[(encoding, 8)] for rates in at]) for encoding in ("raw", "multipart")],
+    ]
+    width = 0.8 / len(series)
+    for index, (label, values) in enumerate(series):
+        photo_ax.bar([i + (index - 1) * width for i in range(len(sizes))], values, width, label=label)
+    photo_ax.set_xticks(range(len(sizes)), sizes)
+    photo_ax.set_xlabel("photo-like JPEG")
+    photo_ax.set_ylabel("requests/s")
+    photo_ax.legend(fontsize=7)
+    # Logarithmic where figures span decades: p99 from milliseconds to seconds, photos from VGA to 12 MP.
+    for ax in (p99_ax, photo_ax):
         ax.set_yscale("log")
-        ax.legend()
-    rps_ax.axhline(result["forward_limit_images_per_s"], color="grey", linestyle="--", linewidth=1)
-    fig.suptitle("cifar10-function vs the tutorial's server (same multipart /predict)")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    fig.suptitle("cifar10-function against KServe and MLServer (same weights, same preprocessing), and photos")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -1,11 +1,27 @@
-"""Benchmark: this function against the tutorial's server, on loopback, bounded in time.
+"""Benchmark: this function against its peers and the tutorial's server, on loopback, bounded in time.
 
-    python -m bench.run [--seconds 10] [--out bench/results]
+    python -m bench.run [--seconds 10] [--out bench/results] [--queue-proxy PATH]
 
-Both servers get the same multipart `/predict` request from wrk at concurrency 1, 8 and 32. Also
-measured in the same run: cold start (process start to first answer), peak memory, the time to
-import mxnet and gluoncv alone, and the raw forward-pass limit (in-process, batch 32, the model
-holder's forward pass with the server's FLIP_AVERAGE).
+One server at a time, each driven by wrk (Debian's package):
+
+- Peers: the same KServe v1 request (`{"instances": [{"b64": ...}]}`, one 32 x 32 JPEG) at
+  concurrency 1, 8 and 32 to this function (flip-averaged as shipped, single view, and single view
+  with one worker) and to KServe and MLServer serving the same weights with the same preprocessing
+  (`bench/peers/`, single view, one worker, their defaults), each installed into a venv of its own.
+- The tutorial: its multipart `/predict` at concurrency 1, 8 and 32 to this function and to a
+  faithful reproduction of the tutorial's Flask server.
+- Photos: deterministic photo-like JPEGs (`bench/photos.py`) of 640 x 480, 1920 x 1080 and
+  4032 x 3024, raw and as the tutorial's multipart, at concurrency 1 and 8, beside the rate at which
+  plain Pillow decodes and resizes the same image on all cores (its naive limit).
+- Balance: three consecutive runs at concurrency 32 and their spread; with `--queue-proxy`, three
+  more through Knative's queue-proxy (a Go keep-alive pool that reuses the most recently idle
+  connection) in front of the function, and the CPU queue-proxy took.
+- Profile: one request at a time under py-spy (`bench/profile.py`).
+
+Also measured in the same run: cold start (process start to first answer), peak memory, CPU
+milliseconds per request of each server's processes, the time to import mxnet and gluoncv alone,
+the forward-pass limit (in-process, batch 32, all cores) and the in-process time of decode plus
+forward for the request's one image.
 """
 
 import argparse
@@ -18,25 +34,25 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
-from bench.processes import Server, function_command, memory_kib
+from bench import peers, photos
+from bench.load import Body, kserve_v1, multipart, write, wrk
+from bench.processes import Server, cpu_seconds, free_port, function_command, memory_kib
+from bench.profile import profile
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = ROOT / "tests" / "data" / "horse.jpg"
 PARAMS = ROOT / "function" / "weights" / "cifar_resnet20_v1.params"
+WORK = ROOT / ".cache" / "bench"
 CONCURRENCY = (1, 8, 32)
-# The function's server settings for CPU serving (the Makefile's): one worker per core, each with
-# one MXNet thread, since Python's request handling, not the network, limits a single worker; the
-# workers' metrics are summed through a shared directory, as in production.
-SERVER_DEFAULTS = {
-    "WORKERS": str(os.cpu_count() or 1),
-    "THREADS": "16",
-    "OMP_NUM_THREADS": "1",
-    "FLIP_AVERAGE": "true",
-    "PROMETHEUS_MULTIPROC_DIR": str(ROOT / ".cache" / "bench-metrics"),
-}
+PHOTO_CONCURRENCY = (1, 8)
+BALANCE_RUNS = 3
+# The function as `make serve` runs it: one inference worker per CPU (WORKERS=0), one MXNet
+# thread each, flip averaging on.
+SERVER_DEFAULTS = {"WORKERS": "0", "OMP_NUM_THREADS": "1", "FLIP_AVERAGE": "true"}
+# Variables of the function's own that must not reach a peer, which runs with its own defaults.
+FUNCTION_ONLY = ("WORKERS", "OMP_NUM_THREADS", "FLIP_AVERAGE", "MODEL_PARAMS", "PORT", "HOST")
 
 IMPORT_SNIPPET = "import time; t = time.perf_counter(); import mxnet, gluoncv; print(time.perf_counter() - t)"
 FORWARD_SNIPPET = """
@@ -55,19 +71,24 @@ while time.perf_counter() - start < float(sys.argv[1]):
     count += 32
 print(count / (time.perf_counter() - start))
 """
-
-
-def multipart(image: bytes) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="img"; filename="horse.jpg"\r\n'
-            f"Content-Type: image/jpeg\r\n\r\n"
-        ).encode()
-        + image
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    return body, f"multipart/form-data; boundary={boundary}"
+# One request's work, as a worker does it (one MXNet thread): decode the image, one forward pass.
+REQUEST_SNIPPET = """
+import statistics, sys, time
+from pathlib import Path
+from function.config import Settings
+from function.imaging import decode
+from function.model import ModelHolder
+settings = Settings.from_env()
+holder = ModelHolder(settings.model_params, "cpu", 30, flip_average=settings.flip_average)
+holder.wait(60)
+data = Path(sys.argv[2]).read_bytes()
+times, start = [], time.perf_counter()
+while time.perf_counter() - start < float(sys.argv[1]) or len(times) < 50:
+    t = time.perf_counter()
+    holder.forward(decode(data, settings.max_image_pixels)[None])
+    times.append(time.perf_counter() - t)
+print(statistics.median(times[10:]) * 1000)
+"""
 
 
 def import_seconds() -> float:
@@ -78,137 +99,377 @@ def import_seconds() -> float:
     return statistics.median(runs)
 
 
+def snippet(code: str, env: dict[str, str], *args: str) -> float:
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, check=True, env=env
+    )
+    return float(out.stdout)
+
+
 def forward_limit(seconds: float, server_env: dict[str, str]) -> float:
     """The machine's limit for the served forward pass (the model holder's, with the server's
     FLIP_AVERAGE), batch 32, on all cores whatever OMP_NUM_THREADS the servers are given."""
-    env = {**os.environ, **server_env}
-    env.pop("OMP_NUM_THREADS", None)
-    out = subprocess.run(
-        [sys.executable, "-c", FORWARD_SNIPPET, str(seconds)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-    ).stdout
-    return float(out)
+    env = {k: v for k, v in {**os.environ, **server_env}.items() if k != "OMP_NUM_THREADS"}
+    return snippet(FORWARD_SNIPPET, env, str(seconds))
 
 
-UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+def request_ms(seconds: float, server_env: dict[str, str], flip_average: bool) -> float:
+    """Median in-process milliseconds of decode plus forward for the request's image, one thread."""
+    env = {**os.environ, **server_env, "OMP_NUM_THREADS": "1", "FLIP_AVERAGE": str(flip_average).lower()}
+    return snippet(REQUEST_SNIPPET, env, str(seconds), str(IMAGE))
 
 
-def to_ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
-    return float(value) * UNITS[unit]
+def measured(server: Server, body: Body, connections: int, seconds: int, label: str) -> dict:
+    """One wrk run, with the CPU milliseconds per request of the server's top process and of its children."""
+    before = cpu_seconds(server.process.pid)
+    run = wrk(server.url, body, connections, seconds)
+    after = cpu_seconds(server.process.pid)
+    per_request = 1000 / max(run["requests"], 1)
+    run["cpu_ms_per_request"] = {
+        "process": round((after[0] - before[0]) * per_request, 3),
+        "children": round((after[1] - before[1]) * per_request, 3),
+    }
+    print(
+        f"{label:34} c={connections:<3} {run['rps']:8.1f} req/s  p50 {run['p50_ms']} ms  "
+        f"p99 {run['p99_ms']} ms  errors {run['errors']}",
+        flush=True,
+    )
+    return run
 
 
-def wrk(url: str, connections: int, seconds: int) -> dict:
-    command = [
-        "wrk",
-        f"-t{min(2, connections)}",
-        f"-c{connections}",
-        f"-d{seconds}s",
-        "--latency",
-        "--timeout",
-        "10s",
-        "-s",
-        str(ROOT / "bench" / "post_image.lua"),
-        url,
-    ]
-    out = subprocess.run(
-        command, capture_output=True, text=True, env={**os.environ, "BENCH_IMAGE": str(IMAGE)}, timeout=seconds + 60
-    ).stdout
-    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.MULTILINE))
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    errors = (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, sockets.groups())) if sockets else 0)
+def started(name: str, command: list[str], env: dict[str, str], port: int, probe: Body, **kwargs) -> Server:
+    server = Server(command, env, f"http://127.0.0.1:{port}", ROOT, log=WORK / "logs" / f"{name}.log", **kwargs)
+    try:
+        server.first_answer(probe.path, probe.read(), probe.content_type)
+    except (RuntimeError, TimeoutError) as exc:
+        server.stop()
+        raise RuntimeError(f"{name}: {exc} (its output: {WORK / 'logs' / f'{name}.log'})") from exc
+    return server
+
+
+def summary(name: str, server: Server, runs: list[dict], **extra) -> dict:
     return {
-        "concurrency": connections,
-        "requests": total,
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),
-        "p50_ms": to_ms(percentiles["50"]) if "50" in percentiles else None,
-        "p99_ms": to_ms(percentiles["99"]) if "99" in percentiles else None,
-        "errors": errors,
+        "name": name,
+        **extra,
+        "cold_start_s": round(server.cold_start, 3),
+        "peak_memory_mib": round(memory_kib(server.process.pid, "VmHWM") / 1024, 1),
+        "runs": runs,
     }
 
 
-def measure(name: str, command: list[str], env: dict[str, str], port: int, seconds: int) -> dict:
-    body, content_type = multipart(IMAGE.read_bytes())
-    server = Server(command, {**env, "PORT": str(port)}, f"http://127.0.0.1:{port}", ROOT)
+def function_env(server_env: dict[str, str], port: int, **overrides: str) -> dict[str, str]:
+    return {**server_env, **overrides, "PORT": str(port), "HOST": "127.0.0.1"}
+
+
+def shipped_function(args, server_env: dict[str, str], bodies: dict[str, Body]) -> dict:
+    """The function as shipped: the peers' request (and the balance runs), the tutorial's, the profile."""
+    port = free_port()
+    server = started("function", function_command(), function_env(server_env, port), port, bodies["v1"])
+    label = "function (flip-averaged)"
     try:
-        cold = server.first_answer("/predict", body, content_type)
-        runs = []
-        for connections in CONCURRENCY:
-            runs.append(wrk(f"{server.url}/predict", connections, seconds))
-            print(
-                f"{name:10} c={connections:<3} {runs[-1]['rps']:8.1f} req/s  p50 {runs[-1]['p50_ms']} ms  "
-                f"p99 {runs[-1]['p99_ms']} ms  errors {runs[-1]['errors']}",
-                flush=True,
-            )
-        peak = memory_kib(server.process.pid, "VmHWM")
+        peer_runs = [measured(server, bodies["v1"], c, args.seconds, label) for c in CONCURRENCY]
+        balance = [peer_runs[-1]] + [
+            measured(server, bodies["v1"], 32, args.seconds, label + " again") for _ in range(BALANCE_RUNS - 1)
+        ]
+        tutorial_runs = [
+            measured(server, bodies["multipart"], c, args.seconds, "function multipart") for c in CONCURRENCY
+        ]
+        pooled = queue_proxy_runs(args, port, bodies["v1"]) if args.queue_proxy else None
+        spied = profile(server, bodies["v1"], args.seconds, WORK / "profile")
+        print(
+            f"profile at c=1: front {spied['front']['cpu_ms_per_request']} ms CPU, "
+            f"worker {spied['worker']['cpu_ms_per_request']} ms CPU per request",
+            flush=True,
+        )
+        shipped = summary(label, server, peer_runs, config=function_env(server_env, port))
+        tutorial = summary("function", server, tutorial_runs)
     finally:
         server.stop()
-    return {"name": name, "cold_start_s": round(cold, 3), "peak_memory_mib": round(peak / 1024, 1), "runs": runs}
+    return {
+        "peers": shipped,
+        "tutorial": tutorial,
+        "balance": balance,
+        "pooled": pooled,
+        "profile": spied,
+    }
+
+
+def photo_runs(args, server_env: dict[str, str], probe: Body, photo_bodies: dict[str, Body]) -> dict[str, list[dict]]:
+    """The function as shipped, a fresh process, sent each photo raw and as multipart."""
+    port = free_port()
+    server = started("function-photos", function_command(), function_env(server_env, port), port, probe)
+    try:
+        return {
+            key: [measured(server, body, c, args.seconds, f"function {key}") for c in PHOTO_CONCURRENCY]
+            for key, body in photo_bodies.items()
+        }
+    finally:
+        server.stop()
+
+
+def queue_proxy_runs(args, user_port: int, body: Body) -> dict:
+    """BALANCE_RUNS runs at concurrency 32 through queue-proxy, and the share of the CPU it took."""
+    from bench.queue_proxy import FIXED_PORTS, busy, start
+
+    taken = busy(FIXED_PORTS)
+    if taken:
+        print(f"queue-proxy not run: ports {taken} are taken (queue-proxy binds them itself)", flush=True)
+        return {"binary": str(args.queue_proxy), "skipped": f"ports {taken} taken", "runs": []}
+    port = free_port()
+    proxy = start(args.queue_proxy, port, free_port(), user_port, WORK / "logs" / "queue-proxy.log")
+    try:
+        proxy.first_answer(body.path, body.read(), body.content_type, timeout=30)
+        runs = []
+        for _ in range(BALANCE_RUNS):
+            before, started_at = cpu_seconds(proxy.process.pid)[0], time.perf_counter()
+            run = measured(proxy, body, 32, args.seconds, "queue-proxy -> function")
+            run["queue_proxy_cores"] = round(
+                (cpu_seconds(proxy.process.pid)[0] - before) / (time.perf_counter() - started_at), 3
+            )
+            runs.append(run)
+    finally:
+        proxy.stop(grace_seconds=0)  # on SIGTERM queue-proxy waits 30 s for Kubernetes to notice
+    return {"binary": str(args.queue_proxy), "fixed_ports": list(FIXED_PORTS), "runs": runs}
+
+
+def function_variant(args, server_env: dict[str, str], body: Body, label: str, **overrides: str) -> dict:
+    port = free_port()
+    env = function_env(server_env, port, **overrides)
+    server = started(re.sub(r"\W+", "-", label).strip("-"), function_command(), env, port, body)
+    try:
+        runs = [measured(server, body, c, args.seconds, label) for c in CONCURRENCY]
+        return summary(label, server, runs, config=env)
+    finally:
+        server.stop()
+
+
+def peer(args, which: peers.Peer, body: Body) -> dict:
+    python = which.python()
+    port = free_port()
+    if which is peers.KSERVE:
+        command = peers.kserve_command(python, port, free_port())
+    else:
+        command = peers.mlserver_command(python, port, free_port(), free_port())
+    label = f"{which.name} {which.version()}"
+    server = started(which.name, command, {"PYTHONPATH": str(ROOT)}, port, body, unset=FUNCTION_ONLY)
+    try:
+        runs = [measured(server, body, c, args.seconds, label) for c in CONCURRENCY]
+        return summary(label, server, runs, config={"package": which.package, "python": str(python)})
+    finally:
+        server.stop()
+
+
+def tutorial_server(args, body: Body) -> dict:
+    port = free_port()
+    server = started(
+        "tutorial",
+        [sys.executable, "bench/tutorial_server.py"],
+        {"MODEL_PARAMS": str(PARAMS), "PORT": str(port)},
+        port,
+        body,
+    )
+    try:
+        runs = [measured(server, body, c, args.seconds, "tutorial") for c in CONCURRENCY]
+        return summary("tutorial", server, runs)
+    finally:
+        server.stop()
+
+
+def photo_section(seconds: float, photo_runs: dict[str, list[dict]], files: dict[tuple[int, int], Path]) -> list[dict]:
+    """Per photo size: bytes, the naive limit, and per encoding and concurrency the served figures and their ratio."""
+    rows = []
+    for (width, height), path in files.items():
+        data = path.read_bytes()
+        limit = photos.naive_rate(data, seconds)
+        print(f"naive limit {width}x{height}: {limit:.1f} images/s on {os.cpu_count()} processes", flush=True)
+        runs = []
+        for encoding in ("raw", "multipart"):
+            for run in photo_runs[f"{encoding} {width}x{height}"]:
+                runs.append({"encoding": encoding, **run, "x_naive": round(run["rps"] / limit, 2)})
+        rows.append({"size": f"{width}x{height}", "bytes": len(data), "naive_limit_rps": round(limit, 1), "runs": runs})
+    return rows
+
+
+def budget(run: dict, request_ms: float) -> dict:
+    """The p50 at concurrency 1 (without the profiler) against what the processes spent per request
+    (means, from /proc): decode plus forward in-process, the workers' CPU above it, the front's CPU,
+    and the rest, which is waiting (wake-ups, hand-offs, loopback, wrk itself)."""
+    cpu = run["cpu_ms_per_request"]
+    return {
+        "p50_ms": run["p50_ms"],
+        "decode_forward_ms": request_ms,
+        "workers_above_decode_forward_ms": round(cpu["children"] - request_ms, 3),
+        "front_cpu_ms": cpu["process"],
+        "waiting_ms": round(run["p50_ms"] - cpu["process"] - cpu["children"], 3),
+    }
+
+
+def ratio(value: float | None, best: float | None) -> float | None:
+    return round(value / best, 2) if value is not None and best else None
+
+
+def compare(rows: list[dict], peer_rows: list[dict]) -> None:
+    """Add, to each run of `rows`, its ratio to the best peer at that concurrency (the peer with most requests/s)."""
+    for row in rows:
+        for run in row["runs"]:
+            best = max(
+                (r for p in peer_rows for r in p["runs"] if r["concurrency"] == run["concurrency"]),
+                key=lambda r: r["rps"],
+            )
+            run["x_best_peer"] = {
+                "rps": ratio(run["rps"], best["rps"]),
+                "p50": ratio(run["p50_ms"], best["p50_ms"]),
+                "p99": ratio(run["p99_ms"], best["p99_ms"]),
+            }
+
+
+def targets(result: dict) -> dict[str, tuple[object, bool]]:
+    at = {s["name"]: {r["concurrency"]: r for r in s["runs"]} for s in result["servers"]}
+    shipped, single = at[result["servers"][0]["name"]], at[result["servers"][1]["name"]]
+    tutorial = {s["name"]: {r["concurrency"]: r for r in s["runs"]} for s in result["tutorial"]}
+    photo = {row["size"]: {(r["encoding"], r["concurrency"]): r for r in row["runs"]} for row in result["photos"]}
+    found = {
+        "single view, c=8 and 32: >= 1.5x the best peer": (
+            [single[c]["x_best_peer"]["rps"] for c in (8, 32)],
+            all(single[c]["x_best_peer"]["rps"] >= 1.5 for c in (8, 32)),
+        ),
+        "flip-averaged, c=8 and 32: >= 1.0x the best peer": (
+            [shipped[c]["x_best_peer"]["rps"] for c in (8, 32)],
+            all(shipped[c]["x_best_peer"]["rps"] >= 1.0 for c in (8, 32)),
+        ),
+        "p50 at c=1 <= 1.3x in-process decode + forward (flip-averaged, single view)": (
+            [
+                round(shipped[1]["p50_ms"] / result["request_ms"]["flip_averaged"], 2),
+                round(single[1]["p50_ms"] / result["request_ms"]["single_view"], 2),
+            ],
+            shipped[1]["p50_ms"] <= 1.3 * result["request_ms"]["flip_averaged"]
+            and single[1]["p50_ms"] <= 1.3 * result["request_ms"]["single_view"],
+        ),
+        "p99 at c=8 < 30 ms": (shipped[8]["p99_ms"], (shipped[8]["p99_ms"] or 1e9) < 30),
+        "4032x3024 raw at c=8 >= 3x the naive limit": (
+            photo["4032x3024"][("raw", 8)]["x_naive"],
+            photo["4032x3024"][("raw", 8)]["x_naive"] >= 3,
+        ),
+        "1920x1080 raw at c=8 >= 2x the naive limit": (
+            photo["1920x1080"][("raw", 8)]["x_naive"],
+            photo["1920x1080"][("raw", 8)]["x_naive"] >= 2,
+        ),
+        f"{BALANCE_RUNS} runs at c=32 within 15%": (result["balance"]["spread"], result["balance"]["spread"] <= 0.15),
+        "throughput at c=8 >= 22x the tutorial's (multipart)": (
+            round(tutorial["function"][8]["rps"] / max(tutorial["tutorial"][8]["rps"], 1e-9), 1),
+            tutorial["function"][8]["rps"] >= 22 * tutorial["tutorial"][8]["rps"],
+        ),
+        "cold start <= 2x import time": (
+            result["servers"][0]["cold_start_s"],
+            result["servers"][0]["cold_start_s"] <= 2 * result["import_seconds"],
+        ),
+    }
+    pooled = result["balance"]["queue_proxy"]
+    if pooled and pooled["runs"]:
+        x_wrk = pooled["x_direct"]
+        found["queue-proxy within 15% of wrk at c=32"] = (x_wrk, abs(1 - x_wrk) <= 0.15)
+    ours = [r for s in result["servers"][:3] for r in s["runs"]]
+    ours += [r for s in result["tutorial"][:1] for r in s["runs"]] + [
+        r for row in result["photos"] for r in row["runs"]
+    ]
+    found["no errors (function)"] = (sum(r["errors"] for r in ours), all(r["errors"] == 0 for r in ours))
+    return found
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per concurrency level")
+    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per point")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--queue-proxy", type=Path, help="a queue-proxy binary built from knative/serving")
     args = parser.parse_args(argv)
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (make bench installs it from Debian's packages)")
     if not PARAMS.exists():
         sys.exit(f"{PARAMS} is missing")
+    if args.queue_proxy and not os.access(args.queue_proxy, os.X_OK):
+        sys.exit(f"--queue-proxy {args.queue_proxy}: not an executable")
+    began = time.perf_counter()
+    for which in (peers.KSERVE, peers.MLSERVER):
+        which.python()  # installed before anything is timed
 
     server_env = {**{k: os.environ.get(k, d) for k, d in SERVER_DEFAULTS.items()}, "MODEL_PARAMS": str(PARAMS)}
+    image = IMAGE.read_bytes()
+    bodies = {
+        "v1": write(WORK / "bodies", "v1", peers.V1_PATH, kserve_v1(image), "application/json"),
+        "multipart": write(WORK / "bodies", "multipart", "/predict", *multipart(image)),
+    }
+    files = {size: photos.cached(*size, WORK / "photos") for size in photos.SIZES}
+    photo_bodies = {}
+    for (width, height), path in files.items():
+        data = path.read_bytes()
+        photo_bodies[f"raw {width}x{height}"] = write(WORK / "bodies", f"raw-{width}x{height}", "/", data, "image/jpeg")
+        photo_bodies[f"multipart {width}x{height}"] = write(
+            WORK / "bodies", f"multipart-{width}x{height}", "/predict", *multipart(data)
+        )
+
     imports = import_seconds()
     limit = forward_limit(5.0, server_env)
-    print(f"import mxnet+gluoncv: {imports:.2f} s; raw forward limit (batch 32): {limit:.0f} images/s", flush=True)
-    function = measure(
-        "function",
-        function_command(),
-        server_env,
-        18081,
-        args.seconds,
-    )
-    tutorial = measure(
-        "tutorial", [sys.executable, "bench/tutorial_server.py"], {"MODEL_PARAMS": str(PARAMS)}, 18082, args.seconds
-    )
-
-    at = {s["name"]: {r["concurrency"]: r for r in s["runs"]} for s in (function, tutorial)}
-    ratio8 = at["function"][8]["rps"] / max(at["tutorial"][8]["rps"], 1e-9)
-    targets = {
-        "throughput at c=8 >= 22x the tutorial's": (round(ratio8, 1), ratio8 >= 22),
-        "throughput at c=32 >= half the forward limit": (
-            round(at["function"][32]["rps"], 1),
-            at["function"][32]["rps"] >= limit / 2,
-        ),
-        "p99 at c=8 < 30 ms": (at["function"][8]["p99_ms"], (at["function"][8]["p99_ms"] or 1e9) < 30),
-        "cold start <= 2x import time": (function["cold_start_s"], function["cold_start_s"] <= 2 * imports),
-        "no errors": (sum(r["errors"] for r in function["runs"]), all(r["errors"] == 0 for r in function["runs"])),
+    request = {
+        "flip_averaged": round(request_ms(2.0, server_env, True), 3),
+        "single_view": round(request_ms(2.0, server_env, False), 3),
     }
+    print(
+        f"import mxnet+gluoncv: {imports:.2f} s; forward limit (batch 32): {limit:.0f} images/s; "
+        f"decode + forward of one image in-process: {request['flip_averaged']} ms flip-averaged, "
+        f"{request['single_view']} ms single view",
+        flush=True,
+    )
+    shipped = shipped_function(args, server_env, bodies)
+    photo_results = photo_runs(args, server_env, bodies["v1"], photo_bodies)
+    single = function_variant(args, server_env, bodies["v1"], "function (single view)", FLIP_AVERAGE="false")
+    single_one = function_variant(
+        args, server_env, bodies["v1"], "function (single view, 1 worker)", FLIP_AVERAGE="false", WORKERS="1"
+    )
+    peer_rows = [peer(args, peers.KSERVE, bodies["v1"]), peer(args, peers.MLSERVER, bodies["v1"])]
+    tutorial = tutorial_server(args, bodies["multipart"])
+    photo_rows = photo_section(max(2.0, args.seconds / 2), photo_results, files)
+
+    ours = [shipped["peers"], single, single_one]
+    compare(ours, peer_rows)
+    balance = [r["rps"] for r in shipped["balance"]]
+    pooled = shipped["pooled"]
+    if pooled and pooled["runs"]:
+        pooled["x_direct"] = round(statistics.median(r["rps"] for r in pooled["runs"]) / statistics.median(balance), 2)
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "machine": {
             "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
             "cpus": os.cpu_count(),
+            "load_average_at_start": os.getloadavg(),
         },
-        "seconds_per_level": args.seconds,
-        "function_server": {k: os.environ.get(k, d) for k, d in SERVER_DEFAULTS.items()},
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip(),
+        "seconds_per_point": args.seconds,
+        "request": {"image": str(IMAGE.relative_to(ROOT)), "image_bytes": len(image), "path": peers.V1_PATH},
+        "peer_versions": {"kserve": peers.KSERVE.version(), "mlserver": peers.MLSERVER.version()},
         "import_seconds": round(imports, 3),
         "forward_limit_images_per_s": round(limit, 1),
-        "servers": [function, tutorial],
-        "targets": {k: {"value": v, "met": met} for k, (v, met) in targets.items()},
+        "request_ms": request,
+        "servers": [*ours, *peer_rows],
+        "tutorial": [shipped["tutorial"], tutorial],
+        "photos": photo_rows,
+        "balance": {
+            "runs": shipped["balance"],
+            "spread": round(max(balance) / min(balance) - 1, 3),
+            "queue_proxy": pooled,
+        },
+        "profile": {**shipped["profile"], "budget": budget(ours[0]["runs"][0], request["flip_averaged"])},
+        "duration_s": round(time.perf_counter() - began),
     }
+    result["targets"] = {k: {"value": v, "met": met} for k, (v, met) in targets(result).items()}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.json").write_text(json.dumps(result, indent=1) + "\n")
-    from bench.report import chart, table
+    from bench.report import chart, tables
 
     chart(result, args.out / "latest.png")
-    print(table(result))
+    print(tables(result))
     return result
 
 

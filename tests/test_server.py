@@ -9,12 +9,14 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import requests
+from PIL import Image
 
 from function.cifar10 import CLASSES
-from tests.conftest import DATA
+from tests.conftest import DATA, encode
 
 
 def images() -> dict[str, bytes]:
@@ -380,3 +382,31 @@ def test_logs_say_where_it_listens_and_one_line_per_request(start_server) -> Non
     quiet.wait()
     requests.get(f"{quiet.url}/health/liveness", timeout=5)
     assert "function.access: GET" not in quiet.stop()
+
+
+def _peak_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))
+
+
+def _workers_of(server) -> list[int]:
+    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+    return [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+def test_hostile_shapes_cost_what_a_thumbnail_costs(server) -> None:
+    """Peak resident memory of the worker (VmHWM) grows by less than 100 MiB for any image within the limits."""
+    (worker,) = _workers_of(server)
+    hostile = {
+        "1x1000000.png": encode(Image.new("L", (1, 1_000_000), 128), "PNG"),
+        "1000000x1.png": encode(Image.new("RGB", (1_000_000, 1), (9, 90, 200)), "PNG"),
+        "7000x7000-1bit.png": encode(Image.new("1", (7000, 7000), 1), "PNG"),
+        "7000x7000.gif": encode(Image.new("P", (7000, 7000), 3), "GIF"),
+    }
+    for name, body in hostile.items():
+        before = _peak_kib(worker)
+        started = time.monotonic()
+        response = requests.post(server.url, data=body, headers={"Content-Type": "image/png"}, timeout=60)
+        assert response.status_code in (200, 413), (name, response.text)
+        assert (_peak_kib(worker) - before) < 100 * 1024, name
+        assert time.monotonic() - started < 5, name

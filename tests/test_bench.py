@@ -1,0 +1,99 @@
+"""The benchmark's own parts that can go wrong silently: its request bodies, photos, wrk and py-spy parsing.
+
+Nothing here is timed; `make bench` itself is not part of the test suite.
+"""
+
+import io
+import json
+from pathlib import Path
+
+from PIL import Image
+
+from bench.load import kserve_v1, multipart, parse
+from bench.photos import photo
+from bench.profile import parse as parse_stacks
+from bench.profile import summarize
+from function.config import Settings
+from function.http import Request
+from function.protocols import kserve_v1 as v1
+from function.protocols.tutorial import image_bytes
+
+JPEG = (Path(__file__).parent / "data" / "horse.jpg").read_bytes()
+
+WRK_ANSWERED = """Running 1s test @ http://127.0.0.1:18999/
+  1 threads and 2 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.36ms    1.64ms   9.17ms   84.65%
+    Req/Sec     2.06k   245.12     2.47k    63.64%
+  Latency Distribution
+     50%  550.00us
+     75%    1.80ms
+     90%    3.84ms
+     99%    7.60ms
+  2252 requests in 1.10s, 1.19MB read
+  Non-2xx or 3xx responses: 2252
+Requests/sec:   2047.77
+Transfer/sec:      1.08MB
+"""
+WRK_SILENT = """Running 1s test @ http://127.0.0.1:18997/
+  2 threads and 8 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     0.00us    0.00us   0.00us    -nan%
+    Req/Sec     0.00      0.00     0.00      -nan%
+  Latency Distribution
+     50%    0.00us
+     75%    0.00us
+     90%    0.00us
+     99%    0.00us
+  0 requests in 1.00s, 0.00B read
+Requests/sec:      0.00
+Transfer/sec:       0.00B
+"""
+
+
+def test_the_multipart_body_is_the_tutorials_form_as_the_function_reads_it():
+    body, content_type = multipart(JPEG)
+    request = Request("POST", "/predict", b"", {"content-type": content_type}, body)
+    assert image_bytes(request) == JPEG
+
+
+def test_the_kserve_v1_body_holds_the_image_as_the_function_reads_it():
+    assert v1.parse(json.loads(kserve_v1(JPEG)), Settings()) == [JPEG]
+
+
+def test_photos_are_deterministic_jpegs_with_a_photographs_entropy():
+    first = photo(320, 240)
+    assert photo(320, 240) == first
+    assert photo(320, 240, seed=1) != first
+    image = Image.open(io.BytesIO(first))
+    assert (image.format, image.size, image.mode) == ("JPEG", (320, 240), "RGB")
+    bits_per_pixel = len(first) * 8 / (320 * 240)
+    assert 1.0 < bits_per_pixel < 4.0  # a flat test card would be a fraction of a bit
+
+
+def test_wrk_report_is_read_with_its_errors():
+    run = parse(WRK_ANSWERED, 2)
+    assert run == {"concurrency": 2, "requests": 2252, "rps": 2047.77, "p50_ms": 0.55, "p99_ms": 7.6, "errors": 2252}
+
+
+def test_a_run_with_no_answer_counts_every_connection_as_an_error():
+    run = parse(WRK_SILENT, 8)
+    assert (run["requests"], run["errors"], run["p50_ms"], run["p99_ms"]) == (0, 8, None, None)
+
+
+def test_profile_leaves_idle_samples_out_and_scales_the_rest_to_the_cpu_time(tmp_path):
+    root = "<module> (function/__main__.py:6);Runner.run (asyncio/runners.py:118)"
+    worker = "run (function/inference_worker.py:83);infer (function/inference_worker.py:110)"
+    (tmp_path / "raw.txt").write_text(
+        f"{root};uv__io_poll (linux.c:1546);epoll_pwait (libc.so.6) 50\n"
+        f"{root};_send (multiprocessing/connection.py:384);write (libc.so.6) 30\n"
+        f"{worker};decode (function/imaging.py:72);load_rgb (function/imaging.py:30) 10\n"
+        f"{worker};_forward (function/inference_worker.py:120);probabilities (function/inference.py:20) 40\n"
+        f"{worker};Connection._recv (multiprocessing/connection.py:379) 70\n"
+    )
+    summary = summarize(parse_stacks(tmp_path / "raw.txt"), cpu_ms_per_request=1.6)
+    assert (summary["busy_samples"], summary["idle_samples"]) == (80, 120)
+    assert summary["work_ms_per_request"] == {"decode": 0.2, "forward": 0.8}
+    assert summary["functions"][0] == ["probabilities (function/inference.py)", 0.8]
+    assert ["_send (multiprocessing/connection.py) [write]", 0.6] in summary["functions"]
+    assert dict(summary["modules"]) == {"function.inference": 0.8, "multiprocessing": 0.6, "function.imaging": 0.2}
