@@ -61,5 +61,6 @@ COPY --from=libcuda-fallback /opt/libcuda-fallback /opt/libcuda-fallback
 ENV LIBCUDA_FALLBACK=/opt/libcuda-fallback/libcuda.so.1 \
     LD_LIBRARY_PATH=$SITE/nvidia/cuda_runtime/lib:$SITE/nvidia/cublas/lib:$SITE/nvidia/cudnn/lib:$SITE/nvidia/cufft/lib:$SITE/nvidia/curand/lib:$SITE/nvidia/cusolver/lib:$SITE/nvidia/cusparse/lib:$SITE/nvidia/cuda_nvrtc/lib:$SITE/nvidia/nvtx/lib:$SITE/nvidia/nccl/lib
 
+# The stage of this file that VARIANT names (hadolint takes it for an untagged image).
 # hadolint ignore=DL3006
 FROM runtime-${VARIANT}
