@@ -4,7 +4,7 @@
 
 Used by `make image-test` after it builds each variant with podman. The container gets a read-only
 root with a writable scratch mount (TMPDIR there, as the chart's tmpVolume sets it), the image's own
-user, no capabilities, no privilege escalation, a memory limit and a `PORT` other than the image's
+user, no capabilities, no privilege escalation, memory and CPU limits and a `PORT` other than the image's
 default. Nothing here knows the server's internals: readiness at /health/readiness, a JPEG body
 POSTed to / answered with JSON holding "label", and /metrics in Prometheus' text format.
 
@@ -37,6 +37,7 @@ CONTAINER_PORT = 9090  # not the image's default 8080, to show that PORT is hono
 SCRATCH = "/scratch"
 SCRATCH_SIZE = "256m"  # the chart's tmpVolume.sizeLimit
 MEMORY_LIMIT = {"cpu": "2g", "gpu": "4g"}  # chart/ci/cpu-only-values.yaml and the chart's default
+CPU_LIMIT = "2"  # both: a CFS quota, as Kubernetes sets from resources.limits.cpu
 READY_TIMEOUT_SECONDS = 180.0
 REQUEST_TIMEOUT_SECONDS = 60.0
 MIN_CORRECT = 9  # of the ten sample images
@@ -125,6 +126,7 @@ class Container:
             "--cap-drop=all",
             "--security-opt=no-new-privileges",
             f"--memory={MEMORY_LIMIT[variant]}",
+            f"--cpus={CPU_LIMIT}",
             f"--publish=127.0.0.1:{self.port}:{CONTAINER_PORT}",
             *extra,
         )
