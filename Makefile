@@ -35,7 +35,6 @@ else
 PYTHON_ID := $(call python_id,$(PYTHON))
 PYTHON_TRIED := PYTHON=$(PYTHON) (from the $(origin PYTHON)): $(call python_shown,$(PYTHON_ID),does not run)
 endif
-
 # The venv is rebuilt when it was made by another interpreter than the one asked for: PYTHON's
 # own installation when PYTHON is given, else any 3.11 (or when its interpreter no longer runs).
 VENV_ID := $(call python_id,$(BIN)/python)
@@ -47,7 +46,8 @@ else ifneq ($(VENV_ID),$(PYTHON_ID))
 VENV_STALE := yes
 endif
 
-.PHONY: check-python venv install install-dev run serve test lint train lr-range evaluate helm template image push deploy clean gpu-smoke fuzz bench soak
+.PHONY: check-python venv install install-dev run serve test lint train lr-range evaluate helm template image push deploy clean gpu-smoke fuzz bench soak \
+	image-tools image-base image-offline image-offline-cpu image-offline-gpu image-test image-test-cpu image-test-gpu
 
 # Stops at once, saying how to get Python 3.11, when the interpreter found or named is not 3.11.
 check-python:
@@ -139,17 +139,32 @@ evaluate: install-dev
 template: helm
 	$(HELM) template $(RELEASE) chart
 
+# The image from the public python:3.11-slim-bookworm, with network (Docker, or ENGINE=podman).
+ENGINE ?= docker
 image:
-	docker build --build-arg VARIANT=$(VARIANT) -t $(IMAGE):$(TAG) .
+	$(ENGINE) build --build-arg VARIANT=$(VARIANT) -t $(IMAGE):$(TAG) .
 
 push:
-	docker push $(IMAGE):$(TAG)
+	$(ENGINE) push $(IMAGE):$(TAG)
 
-deploy: helm
-	$(HELM) upgrade --install $(RELEASE) chart --set image.repository=$(IMAGE) --set image.tag=$(TAG)
+# The image built with no network inside the build, as an air-gapped user builds it (README, "The
+# image"): podman and runc from Debian (tools/containers.conf), a stand-in base made by debootstrap
+# (tools/image_base.sh), the wheels downloaded on the host with the host's pip configuration, and
+# the Debian packages the Dockerfile installs in a local apt source; the Dockerfile is the same.
+# `make image-test` builds both variants so and runs each as Knative would (tools/image_test.py).
+IMAGE_CACHE  := .cache/image
+STANDIN_BASE ?= localhost/cifar10-standin-base:python3.11-bookworm
+BASE_IMAGE   ?= $(STANDIN_BASE)
+# Every package the Dockerfile's apt-get installs (tests/test_dockerfile.py checks the two agree).
+IMAGE_DEBS   := gcc libc6-dev libgomp1 libquadmath0
+TEST_IMAGE   := localhost/cifar10-function
+image-tools image-base image-offline-cpu image-offline-gpu image-test-cpu image-test-gpu: export CONTAINERS_CONF := $(abspath tools/containers.conf)
 
-clean:
-	rm -rf $(VENV) $(TOOLS) .cache .pytest_cache .ruff_cache
+image-tools:
+	@command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null \
+		&& command -v dpkg-scanpackages >/dev/null \
+		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install --yes -qq --no-install-recommends \
+			podman runc debootstrap dpkg-dev >/dev/null)
 
 # The GPU build without a GPU (about 2.5 GB of wheels), installed and started exactly as the image
 # does: libmxnet.so's architectures checked with cuobjdump against function/device.py, then a start
@@ -163,3 +178,43 @@ gpu-smoke:
 	$(GPU_VENV)/bin/pip install --quiet ".[gpu]" "$(CUOBJDUMP)"
 	$(GPU_VENV)/bin/pip uninstall --yes --quiet opencv-python
 	$(GPU_VENV)/bin/python tools/gpu_smoke.py
+# Made once, then reused while podman still has it and the local apt source is in $(IMAGE_CACHE).
+image-base: image-tools
+	@podman image exists $(STANDIN_BASE) && test -f $(IMAGE_CACHE)/debs/Packages \
+		|| tools/image_base.sh $(abspath $(IMAGE_CACHE)) $(STANDIN_BASE) $(IMAGE_DEBS)
+
+# The wheels of one variant (and the build backend), downloaded anew when pyproject.toml changes.
+$(IMAGE_CACHE)/wheelhouse-%/.complete: pyproject.toml $(VENV)/.installed-cpu
+	rm -rf $(dir $@) && mkdir -p $(dir $@)
+	$(BIN)/pip download -qq --dest $(dir $@) ".[$*]" \
+		$$($(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"])')
+	touch $@
+
+$(IMAGE_CACHE)/pip.conf:
+	mkdir -p $(dir $@) && printf '[global]\nno-index = true\nfind-links = /wheelhouse\n' >$@
+
+# Builds $(IMAGE):$(TAG) of $(VARIANT) with --network=none; the image it replaces is removed.
+image-offline: image-offline-$(VARIANT)
+
+image-offline-cpu image-offline-gpu: image-offline-%: image-base $(IMAGE_CACHE)/wheelhouse-%/.complete $(IMAGE_CACHE)/pip.conf
+	@old=$$(podman image inspect --format '{{.Id}}' $(IMAGE):$(TAG) 2>/dev/null || true); \
+	start=$$(date +%s); \
+	podman build --network=none --layers=false --build-arg VARIANT=$* --build-arg PYTHON_IMAGE=$(BASE_IMAGE) \
+		--volume $(abspath $(IMAGE_CACHE))/wheelhouse-$*:/wheelhouse:ro \
+		--volume $(abspath $(IMAGE_CACHE))/pip.conf:/etc/pip.conf:ro \
+		--volume $(abspath $(IMAGE_CACHE))/debs:/debs:ro \
+		--volume $(abspath $(IMAGE_CACHE))/apt-sources:/etc/apt/sources.list.d:ro \
+		--tag $(IMAGE):$(TAG) . >$(IMAGE_CACHE)/build-$*.log 2>&1 \
+		|| { tail -40 $(IMAGE_CACHE)/build-$*.log; exit 1; }; \
+	echo "built $(IMAGE):$(TAG) ($*) in $$(( $$(date +%s) - start )) s"; \
+	new=$$(podman image inspect --format '{{.Id}}' $(IMAGE):$(TAG)); \
+	if [ -n "$$old" ] && [ "$$old" != "$$new" ]; then podman rmi $$old >/dev/null 2>&1 || true; fi
+
+# One variant at a time, built then run, so the machine holds one build at once.
+image-test: image-test-cpu image-test-gpu
+
+image-test-cpu image-test-gpu: IMAGE := $(TEST_IMAGE)
+image-test-cpu: TAG := test-cpu
+image-test-gpu: TAG := test-gpu
+image-test-cpu image-test-gpu: image-test-%: install image-offline-%
+	$(BIN)/python tools/image_test.py --image $(IMAGE):$(TAG) --variant $*

@@ -1,5 +1,6 @@
 """The Dockerfile, checked without a Docker engine: hadolint and the runtime contract it must keep."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -18,11 +19,12 @@ def test_hadolint_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_runs_as_non_root_with_functions_framework_on_port() -> None:
+def test_runs_as_non_root_with_an_exec_form_entry_point_on_port() -> None:
     users = re.findall(r"^USER (\S+)", DOCKERFILE, re.MULTILINE)
-    assert users and users[-1] not in ("root", "0")
-    assert 'ENTRYPOINT ["functions-framework"]' in DOCKERFILE
-    assert "PORT=8080" in DOCKERFILE and "FUNCTION_TARGET=handle" in DOCKERFILE
+    assert users and users[-1].isdigit() and users[-1] != "0"  # runAsNonRoot can only verify a numeric uid
+    entrypoints = re.findall(r"^ENTRYPOINT (.+)$", DOCKERFILE, re.MULTILINE)
+    assert len(entrypoints) == 1 and json.loads(entrypoints[0])  # exec form: the server is PID 1 and gets SIGTERM
+    assert "PORT=8080" in DOCKERFILE
 
 
 def test_variant_selects_the_extra() -> None:
@@ -56,3 +58,33 @@ def test_dockerignore_keeps_the_context_small() -> None:
     ignore = (ROOT / ".dockerignore").read_text().split()
     assert ignore[ignore.index("*")] == "*"
     assert "!function/" in ignore and ".venv" not in " ".join(i for i in ignore if i.startswith("!"))
+
+
+def apt_packages(text: str) -> list[str]:
+    """Every package named by an `apt-get install` in the Dockerfile, options dropped."""
+    commands = re.findall(r"apt-get install ([^&\n]+)", text)
+    return [word for command in commands for word in command.split() if not word.startswith(("-", "\\"))]
+
+
+def test_apt_packages_are_unpinned_and_in_the_offline_source() -> None:
+    packages = apt_packages(DOCKERFILE)
+    assert packages and not [p for p in packages if "=" in p]  # a point release must not break the build
+    makefile = (ROOT / "Makefile").read_text()
+    offline = re.search(r"^IMAGE_DEBS\s*:=\s*(.+)$", makefile, re.MULTILINE).group(1).split()
+    assert sorted(offline) == sorted(packages)
+
+
+def test_gpu_fallback_driver_is_off_the_loader_path() -> None:
+    gpu_stage = DOCKERFILE[DOCKERFILE.index("AS runtime-gpu") :]
+    fallback = re.search(r"LIBCUDA_FALLBACK=(\S+)", gpu_stage).group(1)
+    folder = fallback.rsplit("/", 1)[0]
+    assert fallback.endswith("/libcuda.so.1") and f"-o {fallback}" in DOCKERFILE
+    assert folder not in re.search(r"LD_LIBRARY_PATH=(\S+)", gpu_stage).group(1).split(":")
+    assert "ldconfig" not in DOCKERFILE and "ld.so.conf" not in DOCKERFILE
+    cpu_stage = DOCKERFILE[DOCKERFILE.index("AS runtime-cpu") : DOCKERFILE.index("AS runtime-gpu")]
+    assert "LIBCUDA_FALLBACK" not in cpu_stage
+
+
+def test_the_stub_source_reaches_the_build_context() -> None:
+    assert "COPY tools/libcuda_stub.c" in DOCKERFILE
+    assert "!tools/libcuda_stub.c" in (ROOT / ".dockerignore").read_text().split()
