@@ -29,6 +29,9 @@ class Settings:
     top_k: int = 3
     max_body_bytes: int = 10 * 1024 * 1024
     max_image_pixels: int = 50_000_000
+    max_decode_bytes: int = 64 * 1024 * 1024
+    max_image_segments: int = 10_000
+    max_jpeg_scans: int = 32
     max_images_per_request: int = 64
     batch_max_size: int = 32
     batch_max_delay_ms: float = 2.0
@@ -63,6 +66,9 @@ class Settings:
         positive = (
             "max_body_bytes",
             "max_image_pixels",
+            "max_decode_bytes",
+            "max_image_segments",
+            "max_jpeg_scans",
             "max_images_per_request",
             "batch_max_size",
             "queue_max_images",

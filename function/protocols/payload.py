@@ -55,7 +55,15 @@ def decode_all(blobs: list[bytes], settings: Settings) -> list[np.ndarray]:
     images = []
     for position, blob in enumerate(blobs):
         try:
-            images.append(decode(blob, settings.max_image_pixels))
+            images.append(
+                decode(
+                    blob,
+                    settings.max_image_pixels,
+                    max_decode_bytes=settings.max_decode_bytes,
+                    max_segments=settings.max_image_segments,
+                    max_jpeg_scans=settings.max_jpeg_scans,
+                )
+            )
         except RequestError as exc:
             if len(blobs) > 1:
                 exc.message = f"image {position}: {exc.message}"
