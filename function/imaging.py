@@ -33,9 +33,9 @@ Image.init()
 FORMATS = tuple(name for name in ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "AVIF") if name in Image.OPEN)
 # Decoding reduces the image to at least this short side before the one resample to INPUT_SIZE.
 REDUCED_SIZE = 2 * INPUT_SIZE
-# Area averaging (BOX) then a mild unsharp mask: on the validation split upscaled to 480 px (bicubic,
-# JPEG q90) this scores 89.7% flip-averaged against 90.1% for the 32 px originals; BOX alone 88.6%,
-# LANCZOS 88.8%, the former full decode with BILINEAR 86.1%. See bench/decode.py.
+# Area averaging (BOX) then a mild unsharp mask: on the validation split upscaled to 480 or 1024 px
+# (bicubic, JPEG q90) this scores 89.7% flip-averaged against 90.1% for the 32 px originals; BOX
+# alone 88.6%, LANCZOS 88.8%, the former full decode with BILINEAR 86.1% (480 px; bench/decode.py).
 DOWNSCALE = Image.Resampling.BOX
 SHARPEN = ImageFilter.UnsharpMask(radius=0.8, percent=50, threshold=0)
 UPSCALE = Image.Resampling.BILINEAR
@@ -265,6 +265,8 @@ def _jpeg_structure(data: bytes, max_segments: int) -> _Structure:
         segments += fill - pos + 1
         if segments > max_segments:
             raise _too_many_segments("JPEG", max_segments)
+        if fill + 1 >= len(data):
+            break
         pos = fill
         marker = data[pos + 1]
         pos += 2
@@ -285,7 +287,7 @@ def _jpeg_structure(data: bytes, max_segments: int) -> _Structure:
             end = data.find(b"\xff\xd9", pos)
             scans = data.count(b"\xff\xda", pos - 2, len(data) if end < 0 else end)
             return _Structure(side, scans, _coefficient_bytes(*frame[1:]))
-        side += length
+        side += min(length, len(data) - pos)
         pos += length
     return _Structure(side)
 
@@ -313,7 +315,7 @@ def _png_structure(data: bytes, max_segments: int) -> _Structure:
         if segments > max_segments:
             raise _too_many_segments("PNG", max_segments)
         if kind != b"IDAT":
-            side += length + (2 * PngImagePlugin.MAX_TEXT_CHUNK if kind in _PNG_EXPANDING else 0)
+            side += min(length, len(data) - pos) + (2 * PngImagePlugin.MAX_TEXT_CHUNK if kind in _PNG_EXPANDING else 0)
         if kind == b"IEND":
             break
         pos += length + 12

@@ -15,12 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 from bench.decode import photo_like
 from function.config import Settings
 from function.errors import ImageTooLarge, InvalidImage
-from function.imaging import decode
+from function.imaging import _structure, decode
 from tests.conftest import ROOT, encode
 
 LIMIT = Settings.max_image_pixels
@@ -31,7 +33,7 @@ PROBE = """
 import io, json, sys, time
 from PIL import Image
 from function.errors import RequestError
-from function.imaging import decode
+from function.imaging import _structure, decode
 
 def peak_kib():
     with open("/proc/self/status") as status:
@@ -233,3 +235,17 @@ def test_run_length_bmp_is_refused_pillow_decodes_it_in_python() -> None:
     assert Image.open(io.BytesIO(data)).tile[0][0] == "bmp_rle"
     with pytest.raises(InvalidImage, match="in Python"):
         decode(data, LIMIT)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    magic=st.sampled_from([b"\xff\xd8", b"\x89PNG\r\n\x1a\n", b"GIF89a"]),
+    body=st.binary(max_size=200)
+    | st.lists(st.sampled_from([b"\xff", b"\xda", b"\xc2", b"\x00", b"\x21", b"\x80"])).map(b"".join),
+)
+def test_the_structure_walk_survives_any_bytes(magic: bytes, body: bytes) -> None:
+    """The walk runs before Pillow: on any bytes it returns, or refuses with the segment limit."""
+    try:
+        _structure(magic + body, 20)
+    except ImageTooLarge as error:
+        assert "MAX_IMAGE_SEGMENTS" in error.message
