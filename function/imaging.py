@@ -75,14 +75,14 @@ def decode(
     max_pixels: int,
     *,
     max_decode_bytes: int = Settings.max_decode_bytes,
-    max_segments: int = Settings.max_image_segments,
+    max_image_segments: int = Settings.max_image_segments,
     max_jpeg_scans: int = Settings.max_jpeg_scans,
 ) -> np.ndarray:
     """Bytes of an image to the network's uint8 input array (32x32x3), within the given limits."""
     if not data:
         raise InvalidImage("the image is empty")
     with _pillow_errors():
-        structure = _structure(data, max_segments)
+        structure = _structure(data, max_image_segments)
         if structure.jpeg_scans > max_jpeg_scans:
             raise ImageTooLarge(
                 f"the JPEG has {structure.jpeg_scans} scans, over the limit of {max_jpeg_scans} (MAX_JPEG_SCANS)"

@@ -195,7 +195,7 @@ def test_scan_and_segment_limits_are_the_settings() -> None:
     with pytest.raises(ImageTooLarge, match=r"MAX_JPEG_SCANS"):
         decode(progressive, LIMIT, max_jpeg_scans=5)
     with pytest.raises(ImageTooLarge, match=r"MAX_IMAGE_SEGMENTS"):
-        decode(progressive, LIMIT, max_segments=3)
+        decode(progressive, LIMIT, max_image_segments=3)
 
 
 def test_legitimate_files_stay_within_the_structure_limits() -> None:

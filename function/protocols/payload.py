@@ -60,7 +60,7 @@ def decode_all(blobs: list[bytes], settings: Settings) -> list[np.ndarray]:
                     blob,
                     settings.max_image_pixels,
                     max_decode_bytes=settings.max_decode_bytes,
-                    max_segments=settings.max_image_segments,
+                    max_image_segments=settings.max_image_segments,
                     max_jpeg_scans=settings.max_jpeg_scans,
                 )
             )
