@@ -60,6 +60,14 @@ class Settings:
     # Limits on what one request may cost.
     max_body_bytes: int = _setting(10 * 1024 * 1024, "largest request body, judged before reading it")
     max_image_pixels: int = _setting(50_000_000, "largest image, in pixels, judged from its header before decoding")
+    max_decode_bytes: int = _setting(
+        64 * 1024 * 1024,
+        "memory one image's decoding may hold, estimated from its header before decoding (413 above)",
+    )
+    max_image_segments: int = _setting(
+        10_000, "markers, chunks or blocks an image may hold before its pixel data (413 above)"
+    )
+    max_jpeg_scans: int = _setting(32, "scans in a progressive JPEG (libjpeg's default progressive JPEG has 10)")
     max_images_per_request: int = _setting(64, "most images in one request")
     max_url_bytes: int = _setting(8192, "longest request target (path and query); longer is 414")
     max_header_bytes: int = _setting(16384, "largest total of header names and values; larger is 431")
@@ -112,6 +120,9 @@ class Settings:
         positive = (
             "max_body_bytes",
             "max_image_pixels",
+            "max_decode_bytes",
+            "max_image_segments",
+            "max_jpeg_scans",
             "max_images_per_request",
             "max_url_bytes",
             "max_header_bytes",

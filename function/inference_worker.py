@@ -74,7 +74,7 @@ def run(conn: Connection, settings: Settings, index: int) -> None:
         elif kind == "batch":
             _, batch_id, payloads = message
             started = time.perf_counter()
-            results = infer(holder, payloads, settings.max_image_pixels)
+            results = infer(holder, payloads, settings)
             conn.send(("result", batch_id, results, time.perf_counter() - started))
 
 
@@ -94,13 +94,13 @@ def _load(conn: Connection, holder: ModelHolder) -> None:
     conn.send(("state", state_of(holder)))
 
 
-def infer(holder: ModelHolder, payloads: list[Payload], max_pixels: int) -> list[Result]:
+def infer(holder: ModelHolder, payloads: list[Payload], settings: Settings) -> list[Result]:
     """Decode what needs decoding, then one forward pass over every image that decoded."""
     results: list[Result | None] = [None] * len(payloads)
     images, positions = [], []
     for position, payload in enumerate(payloads):
         try:
-            images.append(payload if isinstance(payload, np.ndarray) else decode(payload, max_pixels))
+            images.append(payload if isinstance(payload, np.ndarray) else _decode(payload, settings))
             positions.append(position)
         except ClientError as exc:
             results[position] = exc
@@ -111,6 +111,16 @@ def infer(holder: ModelHolder, payloads: list[Payload], max_pixels: int) -> list
         for position, row in zip(positions, _forward(holder, images), strict=True):
             results[position] = row
     return results
+
+
+def _decode(data: bytes, settings: Settings) -> np.ndarray:
+    return decode(
+        data,
+        settings.max_image_pixels,
+        max_decode_bytes=settings.max_decode_bytes,
+        max_image_segments=settings.max_image_segments,
+        max_jpeg_scans=settings.max_jpeg_scans,
+    )
 
 
 def _forward(holder: ModelHolder, images: list[np.ndarray]) -> list[Result]:

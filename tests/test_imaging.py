@@ -4,11 +4,11 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from function.cifar10 import MEAN, STD
 from function.errors import ImageTooLarge, InvalidImage
-from function.imaging import decode, load_rgb, normalize, to_input_array
+from function.imaging import decode, normalize, to_input_array
 from tests.conftest import encode
 
 LIMIT = 50_000_000
@@ -43,15 +43,29 @@ def test_transparency_is_composited_on_white() -> None:
     assert (decode(encode(clear, "PNG"), LIMIT) == 255).all()
 
 
-def test_exif_orientation_is_applied() -> None:
-    image = Image.new("RGB", (64, 32), (255, 0, 0))
-    image.paste((0, 0, 255), (0, 0, 32, 32))  # left half blue
+@pytest.mark.parametrize("size", [(64, 32), (4000, 2000)])  # decoded in full, and DCT-scaled (draft)
+def test_exif_orientation_is_applied(size: tuple[int, int]) -> None:
+    width, height = size
+    image = Image.new("RGB", size, (255, 0, 0))
+    image.paste((0, 0, 255), (0, 0, width // 2, height))  # left half blue
     exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
-    upright = load_rgb(encode(image, "JPEG", exif=exif, quality=95), LIMIT)
-    assert upright.size == (32, 64)
-    top = np.asarray(upright)[:16].mean(axis=(0, 1))
-    assert top[2] > 200 and top[0] < 60  # the blue half is now on top
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display: the left half goes on top
+    array = decode(encode(image, "JPEG", exif=exif, quality=95), LIMIT).astype(int)
+    top, bottom = array[:12].mean(axis=(0, 1)), array[-12:].mean(axis=(0, 1))
+    assert top[2] > 200 and top[0] < 60
+    assert bottom[0] > 200 and bottom[2] < 60
+
+
+def test_exif_orientation_of_a_square_image_is_applied_without_resampling() -> None:
+    image = Image.new("RGB", (32, 32), (255, 0, 0))
+    image.paste((0, 0, 255), (0, 0, 16, 32))  # left half blue
+    exif = Image.Exif()
+    exif[0x0112] = 3  # rotated 180 degrees: blue on the right
+    data = encode(image, "PNG", exif=exif)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    array = decode(data, LIMIT)
+    assert np.array_equal(array, expected)
+    assert array[:, -1, 2].min() == 255 and array[:, 0, 0].min() == 255
 
 
 def test_short_side_resized_and_center_cropped() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from tqdm import tqdm
 
-from function.cifar10 import CLASSES
+from function.cifar10 import CLASSES, INPUT_SIZE
 from function.errors import ClientError
 from function.imaging import decode
 
@@ -27,7 +27,7 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class Dataset:
-    images: np.ndarray  # uint8, N x 32 x 32 x 3
+    images: np.ndarray  # uint8, N x INPUT_SIZE x INPUT_SIZE x 3
     labels: np.ndarray  # int32, N
     sha256: str
     source: str
@@ -57,7 +57,7 @@ def _decode_all(items: list[tuple[str, str, bytes]]) -> tuple[np.ndarray, np.nda
     missing = sorted(set(CLASSES) - {cls for _, cls, _ in items})
     if missing:
         raise DataError(f"no images for class(es): {', '.join(missing)}")
-    images = np.empty((len(items), 32, 32, 3), dtype=np.uint8)
+    images = np.empty((len(items), INPUT_SIZE, INPUT_SIZE, 3), dtype=np.uint8)
     labels = np.empty(len(items), dtype=np.int32)
     for i, (name, cls, data) in enumerate(tqdm(items, desc="decode", unit="img", mininterval=2)):
         try:

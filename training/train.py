@@ -180,7 +180,8 @@ def finish(net, args: argparse.Namespace, dataset, history: list[dict], val_x, v
         "input_size": [INPUT_SIZE, INPUT_SIZE, 3],
         "mean": list(MEAN),
         "std": list(STD),
-        "preprocessing": "Pillow decode, EXIF orientation, RGB, short side to 32 (bilinear), center crop 32x32, "
+        "preprocessing": "Pillow decode (JPEG scaled in the DCT domain), centre square, area-averaged to 32x32 "
+        "then unsharp mask (radius 0.8, 50%; a 32x32 image is not resampled), RGB, EXIF orientation, "
         "(x/255 - mean) / std, NCHW",
         "validation_accuracy": round(result["accuracy"], 4),
         "validation_accuracy_single_view": round(single_view, 4),
