@@ -100,9 +100,12 @@ lint: install-dev
 
 # Coverage-guided fuzzing of request parsing and decoding, bounded in time; crashes land in .cache/fuzz.
 FUZZ_SECONDS ?= 300
+# Raw HTTP requests the framing fuzzer sends to the real server (make test sends 120).
+HTTP_FUZZ_EXAMPLES ?= 20000
 fuzz: install-dev
 	mkdir -p .cache/fuzz
 	$(BIN)/python -m tests.fuzz.fuzz_requests .cache/fuzz/corpus -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=.cache/fuzz/
+	HTTP_FUZZ_EXAMPLES=$(HTTP_FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/test_fuzz_http.py
 
 # Load benchmark against KServe and MLServer (installed by the bench into .cache/bench, a few minutes
 # the first time) and the tutorial's server, with photos and a profile (wrk from Debian's packages),

@@ -135,10 +135,6 @@ class Batcher:
         """Every worker has its model loaded and warmed up."""
         return bool(self._workers) and all(w.state.state == "ready" for w in self._workers)
 
-    @property
-    def queued(self) -> int:
-        return len(self._queue)
-
     # Requests --------------------------------------------------------------------------------
 
     async def classify(self, payloads: list[Payload]) -> list[object]:

@@ -66,7 +66,6 @@ def test_batches_respect_the_size_bound_and_a_full_queue_refuses_all_or_nothing(
             batcher.submit([pixels(99)] * 10)
         await asyncio.gather(*first)
         await batcher.stop(30)
-        assert batcher.queued == 0
 
     asyncio.run(scenario())
     assert max(sizes) <= 4 and sum(sizes) == 10

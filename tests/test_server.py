@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pytest
 import requests
 from PIL import Image
 
@@ -410,3 +411,74 @@ def test_hostile_shapes_cost_what_a_thumbnail_costs(server) -> None:
         assert response.status_code in (200, 413), (name, response.text)
         assert (_peak_kib(worker) - before) < 100 * 1024, name
         assert time.monotonic() - started < 5, name
+
+
+def _valid_v2() -> dict:
+    encoded = base64.b64encode(images()["cat"]).decode()
+    return {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": [encoded]}]}
+
+
+CE = {"specversion": "1.0", "id": "r", "source": "/s", "type": "dev.cifar10.classify.request", "data_base64": "aGk="}
+HUGE_PIXELS = json.dumps({"instances": [[[["HUGE", 1, 2]] * 32] * 32]}).replace('"HUGE"', "1" + "0" * 400)
+FORMERLY_500 = [  # each answered 500 before (the red team's list), each a 4xx now
+    ("/v2/models/cifar10/infer", "application/json", json.dumps({**_valid_v2(), "parameters": [1]})),
+    ("/v2/models/cifar10/infer", "application/json", json.dumps({**_valid_v2(), "parameters": "fast"})),
+    ("/v2/models/cifar10/infer", "application/json", json.dumps({**_valid_v2(), "outputs": [{"name": 5}]})),
+    ("/", "application/cloudevents+json", json.dumps({**CE, "id": [1, 2]})),
+    ("/", "application/cloudevents+json", json.dumps({**CE, "source": {"a": 1}})),
+    ("/", "application/cloudevents+json", json.dumps({**CE, "datacontenttype": 5})),
+    ("/", "application/cloudevents+json", "[" * 100_000 + "]" * 100_000),
+    ("/", "application/json", HUGE_PIXELS),
+    (
+        "/v2/models/cifar10/infer",
+        "application/json",
+        json.dumps(
+            {"inputs": [{"name": "image", "datatype": "UINT8", "shape": [1, 32, 32, 3], "data": [7] * 3072}]}
+        ).replace("[7, ", "[" + "1" + "0" * 400 + ", ", 1),
+    ),
+]
+
+
+@pytest.mark.parametrize("path, content_type, body", FORMERLY_500, ids=range(len(FORMERLY_500)))
+def test_what_used_to_be_a_500_is_a_4xx(server, path: str, content_type: str, body: str) -> None:
+    response = requests.post(server.url + path, data=body.encode(), headers={"Content-Type": content_type}, timeout=10)
+    assert 400 <= response.status_code < 500, response.text[:200]
+    assert response.json()["error"]
+
+
+def test_a_missing_attribute_is_named_whatever_the_body(server) -> None:
+    headers = {"ce-specversion": "1.0", "ce-id": "1", "ce-type": "dev.cifar10.classify.request"}
+    for content_type, body in (("image/jpeg", images()["cat"]), ("application/json", b'{"b64": "aGk="}')):
+        response = requests.post(server.url, data=body, headers={**headers, "Content-Type": content_type}, timeout=10)
+        assert response.status_code == 400 and "ce-source" in response.json()["error"]["message"]
+
+
+def test_metric_labels_stay_a_closed_set_whatever_the_methods(server) -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        method = "".join(rng.choice(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), 6))
+        requests.request(method, f"{server.url}/x{rng.integers(1000)}", timeout=5)
+    for method in ("PUT", "PATCH", "OPTIONS", "DELETE", "PROPFIND"):
+        requests.request(method, server.url, timeout=5)
+    text = requests.get(f"{server.url}/metrics", timeout=5).text
+    methods = set(re.findall(r'cifar10_requests_total\{method="([^"]*)"', text))
+    routes = set(re.findall(r'cifar10_requests_total\{method="[^"]*",route="([^"]*)"', text))
+    assert methods <= {"GET", "HEAD", "POST", "other"} and "other" in methods
+    assert "unmatched" in routes and not any(route.startswith("/x") for route in routes)
+
+
+def test_huge_event_ids_do_not_stay_in_memory(server) -> None:
+    front = server.process.pid
+
+    def resident() -> int:
+        return int(re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{front}/status").read_text()).group(1))
+
+    encoded = base64.b64encode(images()["cat"]).decode()
+    before = resident()
+    for n in range(60):
+        event = {**CE, "id": f"{n}-" + "i" * (4 << 20), "data_base64": encoded}
+        response = requests.post(
+            server.url, data=json.dumps(event), headers={"Content-Type": "application/cloudevents+json"}, timeout=30
+        )
+        assert response.status_code == 200
+    assert resident() - before < 100 * 1024  # 60 replies of 4 MiB ids would be 240 MiB

@@ -29,8 +29,7 @@ class DataError(ValueError):
 class Dataset:
     images: np.ndarray  # uint8, N x INPUT_SIZE x INPUT_SIZE x 3
     labels: np.ndarray  # int32, N
-    sha256: str
-    source: str
+    sha256: str | None  # of the tarball; None for a folder or gluon's download (nothing single to hash)
 
 
 def sha256_of(path: Path) -> str:
@@ -109,11 +108,11 @@ def load(source: str, cache_dir: Path | None = None) -> Dataset:
     """Load a folder tree, a tarball (cached by sha256) or `cifar10` (gluon's download)."""
     if source == GLUON_SOURCE:
         images, labels = _read_gluon(Path(cache_dir or "~/.mxnet/datasets/cifar10").expanduser())
-        return Dataset(images, labels, "gluon-cifar10-train", source)
+        return Dataset(images, labels, None)
     path = Path(source)
     if path.is_dir():
         images, labels = _decode_all(_read_folder(path))
-        return Dataset(images, labels, "folder", source)
+        return Dataset(images, labels, None)
     if not path.is_file():
         raise DataError(f"{source}: no such folder or file")
     if not tarfile.is_tarfile(path):
@@ -122,12 +121,12 @@ def load(source: str, cache_dir: Path | None = None) -> Dataset:
     cached = cache_dir / f"{digest}.npz" if cache_dir else None
     if cached and cached.exists():
         with np.load(cached) as arrays:
-            return Dataset(arrays["images"], arrays["labels"], digest, source)
+            return Dataset(arrays["images"], arrays["labels"], digest)
     images, labels = _decode_all(_read_tarball(path))
     if cached:
         cached.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cached, images=images, labels=labels)
-    return Dataset(images, labels, digest, source)
+    return Dataset(images, labels, digest)
 
 
 def stratified_split(labels: np.ndarray, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

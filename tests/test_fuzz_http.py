@@ -1,0 +1,95 @@
+"""Raw HTTP framing fuzzed against the real server: request lines, headers and chunked bodies.
+
+Hypothesis builds requests from a small grammar (methods, targets, versions, header lines with
+odd separators, Content-Length and Transfer-Encoding in every combination, chunk sizes in hex,
+negative, huge or junk, extensions, truncation) and sends each over its own socket. The invariant:
+any answer is a complete status line below 500, the server never stops answering, and what it
+said to a malformed request is JSON. `HTTP_FUZZ_EXAMPLES` sets the count (`make fuzz` raises it).
+"""
+
+import json
+import os
+import socket
+
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import DATA
+
+EXAMPLES = int(os.environ.get("HTTP_FUZZ_EXAMPLES", "120"))
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+JPEG = (DATA / "cat.jpg").read_bytes()
+
+methods = st.sampled_from([b"GET", b"POST", b"HEAD", b"PUT", b"OPTIONS", b"PATCH", b"FOO", b"", b"get", b"POST "])
+targets = st.sampled_from(
+    [b"/", b"/predict", b"/v2/models/cifar10/infer", b"/health/readiness", b"*", b"http://x/", b"/%zz", b"//", b"/\x00"]
+)
+versions = st.sampled_from([b"HTTP/1.1", b"HTTP/1.0", b"HTTP/2.0", b"HTTP/9", b"", b"http/1.1"])
+header_names = st.sampled_from([b"Host", b"Content-Type", b"Content-Length", b"Transfer-Encoding", b"X", b"", b" X"])
+header_values = st.sampled_from(
+    [b"x", b"chunked", b"image/jpeg", b"0", b"5", b"-1", b"99999999999", b"gzip, chunked", b""]
+)
+separators = st.sampled_from([b": ", b":", b" : ", b"\t:", b""])
+line_ends = st.sampled_from([b"\r\n", b"\n", b"\r"])
+
+
+@st.composite
+def chunked(draw) -> bytes:
+    body = b""
+    for _ in range(draw(st.integers(0, 4))):
+        data = draw(st.binary(max_size=32))
+        size = draw(
+            st.sampled_from([b"%x" % len(data), b"zz", b"-5", b"ffffffffffffffffffff", b"%x;ext=1" % len(data), b""])
+        )
+        body += size + b"\r\n" + data + draw(line_ends)
+    if draw(st.booleans()):
+        body += b"0\r\n\r\n"
+    return body
+
+
+@st.composite
+def raw_request(draw) -> bytes:
+    end = draw(line_ends)
+    request = draw(methods) + b" " + draw(targets) + b" " + draw(versions) + end
+    for _ in range(draw(st.integers(0, 5))):
+        request += draw(header_names) + draw(separators) + draw(header_values) + end
+    request += end
+    request += draw(st.one_of(chunked(), st.binary(max_size=64), st.just(JPEG[: draw(st.integers(0, 400))])))
+    return request
+
+
+@pytest.fixture(scope="module")
+def target(server):
+    yield server
+    assert requests.get(f"{server.url}/health/readiness", timeout=5).status_code == 200
+
+
+def exchange(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)  # the client has said everything: the server answers or closes
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except (TimeoutError, ConnectionResetError):
+            pass
+    return answer
+
+
+@SETTINGS
+@given(request=raw_request())
+def test_malformed_framing_is_never_a_5xx(target, request: bytes) -> None:
+    answer = exchange(target.port, request)
+    for status_line in (line for line in answer.split(b"\r\n") if line.startswith(b"HTTP/1.")):
+        status = int(status_line.split()[1])
+        assert status < 500, (request[:200], answer[:300])
+    if answer.startswith(b"HTTP/1.1 4"):  # the first answer's body, by its Content-Length, is the JSON error
+        head, _, rest = answer.partition(b"\r\n\r\n")
+        length = int(
+            next(v for k, v in (h.split(b": ", 1) for h in head.split(b"\r\n")[1:]) if k.lower() == b"content-length")
+        )
+        assert "error" in json.loads(rest[:length]), answer[:300]
+    assert requests.get(f"{target.url}/health/liveness", timeout=5).status_code == 200
