@@ -6,10 +6,11 @@ becomes the JSON body of the route's protocol. The request line and headers are 
 this (see `function.server`). One access-log line per request, one metrics observation.
 """
 
+import asyncio
 import logging
 import time
 
-from function.errors import BodyTooLarge, HTTPError, RequestTimeout
+from function.errors import HTTPError, Unavailable
 from function.http import ClientGone, Request, Response, error_response, headers_of, read_body
 from function.lifecycle import Function
 from function.routes import UNMATCHED, match, table
@@ -45,6 +46,7 @@ class App:
         started = time.perf_counter()
         method, template, oip = scope["method"], UNMATCHED, scope["path"].startswith("/v2")
         headers = headers_of(scope)
+        body_read = False
         try:
             route, view = match(self.routes, scope["path"], method, self.fn.settings.model_name)
             template, oip = route.template, route.oip
@@ -53,6 +55,7 @@ class App:
                 body = await read_body(
                     receive, headers, self.fn.settings.max_body_bytes, self.fn.settings.body_timeout_seconds
                 )
+                body_read = True
             request = Request(method, scope["path"], scope.get("query_string", b""), headers, body)
             response = await view(request, self.fn)
         except ClientGone:
@@ -60,11 +63,13 @@ class App:
             return
         except HTTPError as error:
             response = error_response(error, oip)
-            if isinstance(error, BodyTooLarge | RequestTimeout):
-                response.headers["Connection"] = "close"  # the rest of the body is not read
+        except asyncio.CancelledError:  # the shutdown's grace period ran out: a JSON 503, not uvicorn's text 500
+            response = error_response(Unavailable("the function is shutting down; retry", retry_after=1), oip)
         except Exception as exc:  # the last line of defence answers JSON, never a stack trace
             errors.exception("unhandled error on %s %s", method, template)
             response = error_response(HTTPError(f"internal error ({type(exc).__name__}); see the function's log"), oip)
+        if not body_read and _has_body(headers):
+            response.headers["Connection"] = "close"  # a body nobody reads must not keep the connection busy
         await _send(send, response, head=method == "HEAD")
         self._observe(method, template, response.status, started, headers)
 
@@ -74,6 +79,10 @@ class App:
         if self.fn.settings.access_log:
             request_id = next((headers[h] for h in REQUEST_ID_HEADERS if h in headers), "-")
             log.info("%s %s %d %.1f ms %s", method, template, status, seconds * 1000, request_id[:120])
+
+
+def _has_body(headers: dict[str, str]) -> bool:
+    return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
 
 
 async def _send(send, response: Response, head: bool) -> None:

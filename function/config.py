@@ -69,6 +69,7 @@ class Settings:
     )
     max_jpeg_scans: int = _setting(32, "scans in a progressive JPEG (libjpeg's default progressive JPEG has 10)")
     max_images_per_request: int = _setting(64, "most images in one request")
+    max_form_parts: int = _setting(16, "most parts in a multipart form (the tutorial's has one)")
     max_url_bytes: int = _setting(8192, "longest request target (path and query); longer is 414")
     max_header_bytes: int = _setting(16384, "largest total of header names and values; larger is 431")
     header_timeout_seconds: float = _setting(
@@ -124,6 +125,7 @@ class Settings:
             "max_image_segments",
             "max_jpeg_scans",
             "max_images_per_request",
+            "max_form_parts",
             "max_url_bytes",
             "max_header_bytes",
             "header_timeout_seconds",

@@ -19,15 +19,14 @@ ENTRY_OVERHEAD = 256  # bytes of bookkeeping counted per cached reply besides it
 
 @dataclass(frozen=True)
 class CachedReply:
-    """Only what a redelivery needs: the status, the reply's headers and its body."""
+    """Only what a redelivery needs: the status and the reply's data (JSON), not its rendering, so a
+    redelivery in the other mode (binary or structured) is answered in its own mode."""
 
     status: int
-    headers: dict[str, str]
-    body: bytes
+    data: bytes
 
     def cost(self, key: Key) -> int:
-        header_bytes = sum(len(name) + len(value) for name, value in self.headers.items())
-        return ENTRY_OVERHEAD + len(key[0]) + len(key[1]) + header_bytes + len(self.body)
+        return ENTRY_OVERHEAD + len(key[0]) + len(key[1]) + len(self.data)
 
 
 class ReplyCache:

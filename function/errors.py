@@ -81,6 +81,11 @@ class TooManyImages(ClientError):
     code = "too_many_images"
 
 
+class TooManyParts(ClientError):
+    status = 413
+    code = "too_many_parts"
+
+
 class URITooLong(ClientError):
     status = 414
     code = "uri_too_long"

@@ -82,7 +82,7 @@ async def read_body(
     has not all arrived within `timeout` (a stalled or trickling client)."""
     declared = headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit() and len(declared) <= 18):
             raise InvalidRequest(f"Content-Length {declared[:40]!r} is not a number")
         if int(declared) > limit:
             raise BodyTooLarge(f"the body has {declared} bytes, over the limit of {limit} (MAX_BODY_BYTES)")

@@ -54,7 +54,7 @@ Transfer/sec:       0.00B
 def test_the_multipart_body_is_the_tutorials_form_as_the_function_reads_it():
     body, content_type = multipart(JPEG)
     request = Request("POST", "/predict", b"", {"content-type": content_type}, body)
-    assert image_bytes(request) == JPEG
+    assert image_bytes(request, Settings()) == JPEG
 
 
 def test_the_kserve_v1_body_holds_the_image_as_the_function_reads_it():

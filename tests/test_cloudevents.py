@@ -88,9 +88,24 @@ def test_the_reply_id_depends_on_the_request_not_on_who_answers() -> None:
 
 
 def test_binary_reply_headers_are_percent_encoded() -> None:
-    event = cloudevents.parse(binary(**{"ce-subject": 'caméra "1"\n%'}), SETTINGS.reply_type)
-    reply = cloudevents.reply(event, {"label": "cat"}, SETTINGS)
-    assert reply.headers["ce-subject"] == "cam%C3%A9ra %221%22%0A%25"
-    assert reply.headers["ce-type"] == "dev.cifar10.classify.response"
-    assert reply.headers["ce-source"] == "/knative/cifar"
-    assert json.loads(reply.body) == {"label": "cat"}
+    event = cloudevents.parse(binary(**{"ce-subject": "cam%C3%A9ra%20%221%22%0A%25"}), SETTINGS.reply_type)
+    assert event.subject == 'caméra "1"\n%'  # percent-decoded on the way in, encoded again on the way out
+    headers, body = cloudevents.reply(event, {"label": "cat"}, SETTINGS)
+    assert headers["ce-subject"] == "cam%C3%A9ra %221%22%0A%25"
+    assert headers["ce-type"] == "dev.cifar10.classify.response"
+    assert headers["ce-source"] == "/knative/cifar"
+    assert json.loads(body) == {"label": "cat"}
+
+
+def test_binary_attributes_are_percent_decoded_and_utf8_so_both_modes_name_one_event() -> None:
+    binary_event = cloudevents.parse(
+        binary(**{"ce-id": "X-a%20b", "ce-source": "/caf\u00c3\u00a9"}), SETTINGS.reply_type
+    )
+    assert (binary_event.id, binary_event.source) == ("X-a b", "/caf\u00e9")  # raw UTF-8 bytes read as Latin-1, mended
+    structured_event = cloudevents.parse(structured(id="X-a b", source="/caf\u00e9"), SETTINGS.reply_type)
+    assert cloudevents.reply_id(SETTINGS, binary_event) == cloudevents.reply_id(SETTINGS, structured_event)
+
+
+def test_a_lone_surrogate_is_not_an_attribute() -> None:
+    with pytest.raises(InvalidCloudEvent, match=r"'id'.*surrogate"):
+        cloudevents.parse(structured(id="\udfff"), SETTINGS.reply_type)

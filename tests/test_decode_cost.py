@@ -10,6 +10,7 @@ import json
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -249,3 +250,36 @@ def test_the_structure_walk_survives_any_bytes(magic: bytes, body: bytes) -> Non
         _structure(magic + body, 20)
     except ImageTooLarge as error:
         assert "MAX_IMAGE_SEGMENTS" in error.message
+
+
+def tiled_tiff(width: int, height: int, tile: int) -> bytes:
+    """A deflate RGB TIFF of `width` x `height` that declares one `tile` x `tile` tile (all zeros)."""
+    compressor = zlib.compressobj(9)
+    data = b"".join(compressor.compress(b"\0" * tile * 3) for _ in range(tile)) + compressor.flush()
+    entries = sorted(
+        [
+            (256, 4, 1, width), (257, 4, 1, height), (258, 3, 3, 0), (259, 3, 1, 8), (262, 3, 1, 2),
+            (277, 3, 1, 3), (284, 3, 1, 1), (322, 4, 1, tile), (323, 4, 1, tile), (324, 4, 1, 0),
+            (325, 4, 1, len(data)),
+        ]
+    )  # fmt: skip
+    bits_at = 8 + 2 + 12 * len(entries) + 4
+    out = b"II*\0" + struct.pack("<IH", 8, len(entries))
+    for tag, kind, count, value in entries:
+        value = {258: bits_at, 324: bits_at + 8}.get(tag, value)
+        short = kind == 3 and count == 1
+        out += (
+            struct.pack("<HHIHH", tag, kind, count, value, 0)
+            if short
+            else struct.pack("<HHII", tag, kind, count, value)
+        )
+    return out + b"\0\0\0\0" + struct.pack("<HHHH", 8, 8, 8, 0) + data
+
+
+def test_a_tiff_declaring_one_huge_tile_is_refused_from_its_header() -> None:
+    """The red team's tile bomb: a 1024x1024 TIFF of one 8192x8192 tile took +148 MiB to decode."""
+    bomb = tiled_tiff(1024, 1024, 8192)
+    started = time.process_time()
+    with pytest.raises(ImageTooLarge, match="MAX_DECODE_BYTES"):
+        decode(bomb, LIMIT)
+    assert time.process_time() - started < 0.5

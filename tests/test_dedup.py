@@ -10,7 +10,7 @@ from function.errors import Overloaded
 
 
 def reply(n: int, size: int = 1) -> CachedReply:
-    return CachedReply(200, {"ce-id": str(n)}, b"x" * size)
+    return CachedReply(200, b"%d" % n + b"x" * size)
 
 
 def test_concurrent_deliveries_share_one_computation() -> None:
@@ -56,7 +56,7 @@ def test_a_failure_reaches_every_waiter_and_is_not_cached() -> None:
 
 
 def test_bytes_bound_evicts_the_least_recently_used_and_skips_huge_entries() -> None:
-    entry = ENTRY_OVERHEAD + 2 + 1 + len("ce-id") + 1 + 1000  # key "/s" + "n", header, body
+    entry = ENTRY_OVERHEAD + 2 + 1 + 1 + 1000  # key "/s" + "n", data "n" + 1000 bytes
 
     async def scenario() -> ReplyCache:
         cache = ReplyCache(entry * 8, 60)

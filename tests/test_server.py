@@ -482,3 +482,96 @@ def test_huge_event_ids_do_not_stay_in_memory(server) -> None:
         )
         assert response.status_code == 200
     assert resident() - before < 100 * 1024  # 60 replies of 4 MiB ids would be 240 MiB
+
+
+@pytest.mark.parametrize("top_k", ["%C2%B2", "%D9%A3", "9" * 5000, "-1", "1e1"])
+def test_odd_digits_in_top_k_are_a_400(server, top_k: str) -> None:
+    response = requests.post(
+        f"{server.url}/?top_k={top_k}", data=images()["cat"], headers={"Content-Type": "image/jpeg"}, timeout=10
+    )
+    assert response.status_code == 400 and "top_k" in response.json()["error"]["message"]
+
+
+def test_odd_digits_in_the_binary_header_length_are_a_400(server) -> None:
+    for value in ("\xb2", "9" * 5000, "+5"):
+        response = requests.post(
+            f"{server.url}/v2/models/cifar10/infer",
+            data=b'{"inputs": []}',
+            headers={"Inference-Header-Content-Length": value.encode("latin-1")},
+            timeout=10,
+        )
+        assert response.status_code == 400 and isinstance(response.json()["error"], str)
+
+
+def test_a_lone_surrogate_in_an_event_id_is_a_400(server) -> None:
+    body = json.dumps({**CE, "id": "\udfff"}).encode()  # valid JSON: "\\udfff"
+    response = requests.post(
+        server.url, data=body, headers={"Content-Type": "application/cloudevents+json"}, timeout=10
+    )
+    assert response.status_code == 400 and "surrogate" in response.json()["error"]["message"]
+
+
+def test_a_redelivery_in_the_other_mode_is_answered_in_its_own_mode(server) -> None:
+    jpeg = images()["ship"]
+    binary = requests.post(
+        server.url,
+        data=jpeg,
+        timeout=10,
+        headers={
+            "Content-Type": "image/jpeg",
+            "ce-specversion": "1.0",
+            "ce-id": "mode%20switch",
+            "ce-source": "/modes",
+            "ce-type": "dev.cifar10.classify.request",
+        },
+    )
+    event = {**CE, "id": "mode switch", "source": "/modes", "data_base64": base64.b64encode(jpeg).decode()}
+    structured = requests.post(
+        server.url, data=json.dumps(event), headers={"Content-Type": "application/cloudevents+json"}, timeout=10
+    )
+    assert binary.status_code == structured.status_code == 200
+    assert "ce-id" not in structured.headers and structured.json()["id"] == binary.headers["ce-id"]
+    assert structured.json()["data"] == binary.json()
+
+
+def test_a_body_no_route_reads_closes_the_connection(server) -> None:
+    for method, path in (("POST", "/nope"), ("PUT", "/"), ("GET", "/health/liveness")):
+        sock = _connect(server)
+        sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000000\r\n\r\nxxxx".encode())
+        started = time.monotonic()
+        answer = _answer(sock)  # the server answers and closes: it does not read 100 GB
+        assert b"connection: close" in answer.lower() and time.monotonic() - started < 5
+        sock.close()
+
+
+def test_a_form_of_many_parts_neither_passes_nor_stalls_the_front(server) -> None:
+    flood = b"".join(b'--b\r\nContent-Disposition: form-data; name="f"\r\n\r\nx\r\n' for _ in range(200_000))
+    with ThreadPoolExecutor(3) as pool:
+        floods = [
+            pool.submit(
+                requests.post,
+                f"{server.url}/predict",
+                data=flood + b"--b--\r\n",
+                headers={"Content-Type": "multipart/form-data; boundary=b"},
+                timeout=30,
+            )
+            for _ in range(3)
+        ]
+        started = time.monotonic()
+        assert requests.get(f"{server.url}/health/readiness", timeout=5).status_code == 200
+        assert time.monotonic() - started < 1
+        assert all(f.result().status_code == 413 for f in floods)
+
+
+def test_sigterm_with_a_stalled_upload_answers_json_and_exits_0(start_server) -> None:
+    server = start_server(SHUTDOWN_TIMEOUT_SECONDS="2", BODY_TIMEOUT_SECONDS="30")
+    server.wait()
+    sock = _connect(server)
+    sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 5000\r\n\r\n\xff\xd8")
+    time.sleep(0.3)
+    server.process.send_signal(signal.SIGTERM)
+    answer = _answer(sock)
+    assert answer.startswith(b"HTTP/1.1 503") and b"shutting down" in answer, answer[:200]
+    assert server.process.wait(30) == 0
+    errors = [line for line in server.output().splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "timeout graceful shutdown exceeded" in errors[0]  # uvicorn says it cut one

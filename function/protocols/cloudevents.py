@@ -9,10 +9,12 @@ reply source and the request's (source, id): whichever worker or pod answers a r
 reply is the same event, and a consumer deduplicating by id sees it once.
 """
 
+import contextlib
+import json
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
@@ -23,7 +25,7 @@ from function.errors import InvalidCloudEvent, InvalidRequest, UnsupportedMediaT
 from function.http import Request, Response
 from function.inference_worker import Payload
 from function.protocols import kserve_v1
-from function.protocols.common import IMAGE_TYPES, b64decode, parse_json, top_k
+from function.protocols.common import IMAGE_TYPES, b64decode, parse_json, parsed, top_k
 
 if TYPE_CHECKING:
     from function.lifecycle import Function
@@ -71,7 +73,7 @@ def _binary(request: Request) -> RequestEvent:
         value = request.header(f"ce-{name}")
         if required and not value:
             raise InvalidCloudEvent(f"the CloudEvent has no {name!r} attribute (binary mode: the ce-{name} header)")
-        return value
+        return None if value is None else _header_value(value)
 
     _check_specversion(attribute("specversion"))
     body = request.require_body()
@@ -98,6 +100,8 @@ def _structured(request: Request) -> RequestEvent:
         if not isinstance(value, str) or (required and not value):
             got = "missing" if value is None else "empty" if isinstance(value, str) else f"a {type(value).__name__}"
             raise InvalidCloudEvent(f"the CloudEvent attribute {name!r} must be a non-empty string; it is {got}")
+        if not _is_unicode(value):
+            raise InvalidCloudEvent(f"the CloudEvent attribute {name!r} holds a lone surrogate: not Unicode text")
         return value
 
     _check_specversion(attribute("specversion"))
@@ -122,6 +126,22 @@ def _structured(request: Request) -> RequestEvent:
         content_type=content_type,
         data=data,
     )
+
+
+def _header_value(value: str) -> str:
+    """A binary-mode attribute as the HTTP binding says: UTF-8, percent-decoded (so `ce-id: a%20b` is
+    the id of the structured event `"id": "a b"`)."""
+    with contextlib.suppress(UnicodeDecodeError):  # not UTF-8: keep the bytes as Latin-1 characters
+        value = value.encode("latin-1").decode("utf-8")
+    return unquote(value, errors="replace") if "%" in value else value
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_specversion(value: str | None) -> None:
@@ -157,8 +177,8 @@ def reply_id(settings: Settings, event: RequestEvent) -> str:
     return str(uuid.uuid5(REPLY_NAMESPACE, "\0".join((settings.reply_source, event.source, event.id))))
 
 
-def reply(event: RequestEvent, data: dict, settings: Settings) -> CachedReply:
-    """The reply event in the request's mode; its id is derived from the request's (source, id)."""
+def reply(event: RequestEvent, data: dict, settings: Settings) -> tuple[dict[str, str], bytes]:
+    """The reply event's headers and body in the request's mode; its id derives from (source, id)."""
     attributes = {
         "type": settings.reply_type,
         "source": settings.reply_source,
@@ -177,23 +197,30 @@ def reply(event: RequestEvent, data: dict, settings: Settings) -> CachedReply:
     else:
         headers, body = to_binary(rendered)
         headers = {k: quote(v, safe=HEADER_SAFE) if k.startswith("ce-") else v for k, v in headers.items()}
-    return CachedReply(200, dict(headers), body if isinstance(body, bytes) else body.encode())
+    return dict(headers), body if isinstance(body, bytes) else body.encode()
+
+
+def _parse_all(request: Request, settings: Settings) -> tuple[RequestEvent, tuple[list[Payload], bool]]:
+    event = parse(request, settings.reply_type)
+    return event, payloads(event, settings)
 
 
 async def handle(request: Request, fn: "Function") -> Response:
     """A CloudEvent in either mode: the reply event (or 202), once per (source, id)."""
     k = top_k(request, fn.settings)
-    event = parse(request, fn.settings.reply_type)
-    images, many = payloads(event, fn.settings)
+    event, (images, many) = await parsed(request.body, lambda: _parse_all(request, fn.settings))
 
     async def compute() -> CachedReply:
         predictions = await fn.classify(images)
         if not fn.settings.cloudevent_reply:
-            return CachedReply(202, {}, b"")
+            return CachedReply(202, b"")
         data = kserve_v1.render(predictions, k, fn.device) if many else predictions[0].as_json(k, fn.device)
-        return reply(event, data, fn.settings)
+        return CachedReply(200, json.dumps(data).encode())
 
-    answer, duplicate = await fn.replies.reply((event.source, event.id), compute)
+    outcome, duplicate = await fn.replies.reply((event.source, event.id), compute)
     if duplicate:
         fn.metrics.duplicates.inc()
-    return Response(answer.status, answer.body, dict(answer.headers))
+    if outcome.status != 200:
+        return Response(outcome.status)
+    headers, body = reply(event, json.loads(outcome.data), fn.settings)
+    return Response(200, body, headers)

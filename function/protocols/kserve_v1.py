@@ -10,7 +10,7 @@ from function.errors import InvalidRequest
 from function.http import Request, Response, json_response
 from function.inference_worker import Payload
 from function.prediction import Prediction
-from function.protocols.common import TENSOR_SHAPE, b64decode, check_count, parse_json, pixels, top_k
+from function.protocols.common import TENSOR_SHAPE, b64decode, check_count, parse_json, parsed, pixels, top_k
 
 if TYPE_CHECKING:
     from function.lifecycle import Function
@@ -46,5 +46,6 @@ def render(predictions: list[Prediction], k: int, device: str) -> dict:
 async def predict(request: Request, fn: "Function") -> Response:
     """`POST /v1/models/<name>:predict`, and `POST /` with a JSON body."""
     k = top_k(request, fn.settings)
-    payloads = parse(parse_json(request.require_body()), fn.settings)
+    body = request.require_body()
+    payloads = await parsed(body, lambda: parse(parse_json(body), fn.settings))
     return json_response(render(await fn.classify(payloads), k, fn.device))

@@ -18,7 +18,7 @@ from function.errors import InvalidBase64, InvalidRequest
 from function.http import Request, Response, json_response
 from function.inference_worker import Payload
 from function.prediction import Prediction
-from function.protocols.common import TENSOR_SHAPE, b64decode, check_count, parse_json, pixels
+from function.protocols.common import TENSOR_SHAPE, b64decode, check_count, is_whole_number, parse_json, parsed, pixels
 
 if TYPE_CHECKING:
     from function.lifecycle import Function
@@ -32,7 +32,7 @@ def parse(body: bytes, header_length: str | None, settings: Settings) -> tuple[d
     """The request document (checked field by field) and its images."""
     binary = b""
     if header_length is not None:
-        if not header_length.isdigit():
+        if not is_whole_number(header_length, digits=12):
             raise InvalidRequest("Inference-Header-Content-Length is not a number")
         split = int(header_length)
         if not 0 < split <= len(body):
@@ -194,7 +194,8 @@ def render(document: dict, predictions: list[Prediction], model_name: str) -> di
 
 async def infer(request: Request, fn: "Function") -> Response:
     """`POST /v2/models/<name>/infer`."""
-    document, payloads = parse(request.require_body(), request.header(BINARY_HEADER), fn.settings)
+    body = request.require_body()
+    document, payloads = await parsed(body, lambda: parse(body, request.header(BINARY_HEADER), fn.settings))
     return json_response(render(document, await fn.classify(payloads), fn.settings.model_name))
 
 
