@@ -88,7 +88,7 @@ run: install serve
 
 # WORKERS (inference processes) defaults to one per CPU; each uses OMP_NUM_THREADS MXNet threads.
 serve:
-	PORT=$(PORT) OMP_NUM_THREADS=$(OMP_NUM_THREADS) $(BIN)/python -m function
+	PORT=$(PORT) OMP_NUM_THREADS=$(OMP_NUM_THREADS) exec $(BIN)/python -m function
 
 test: install-dev helm
 	PATH="$(dir $(HELM)):$$PATH" $(BIN)/python -m pytest
@@ -121,6 +121,12 @@ soak: install-dev
 	$(BIN)/python -m bench.soak --requests 20000 --concurrency 16
 
 helm: $(HELM)
+
+deploy: helm
+	$(HELM) upgrade --install $(RELEASE) chart --set image.repository=$(IMAGE) --set image.tag=$(TAG)
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .cache .pytest_cache .ruff_cache
 
 $(TOOLS)/helm: | $(VENV)/pyvenv.cfg
 	$(BIN)/python tools/fetch_helm.py $(TOOLS)

@@ -1,1 +1,1 @@
-"""Serverless CIFAR-10 image classification for Knative: one functions-framework target."""
+"""Serverless CIFAR-10 image classification for Knative: `python -m function` serves it (see function/server.py)."""

@@ -13,7 +13,7 @@ import time
 from function.errors import HTTPError, Unavailable
 from function.http import ClientGone, Request, Response, error_response, headers_of, read_body
 from function.lifecycle import Function
-from function.routes import UNMATCHED, match, table
+from function.routes import UNMATCHED, match, table, template_of
 
 log = logging.getLogger("function.access")
 errors = logging.getLogger(__name__)
@@ -44,7 +44,8 @@ class App:
 
     async def _http(self, scope: dict, receive, send) -> None:
         started = time.perf_counter()
-        method, template, oip = scope["method"], UNMATCHED, scope["path"].startswith("/v2")
+        method, oip = scope["method"], scope["path"].startswith("/v2")
+        template = template_of(scope["path"]) if template_of(scope["path"]) in self.routes else UNMATCHED
         headers = headers_of(scope)
         body_read = False
         try:

@@ -86,7 +86,9 @@ class Settings:
     # CloudEvents.
     cloudevent_reply: bool = _setting(True, "reply with an event (200) or answer 202 with no body")
     reply_type: str = _setting("dev.cifar10.classify.response", "type of reply events")
-    reply_source: str = _setting("", "source of reply events", env_default="/knative/$K_SERVICE")
+    reply_source: str = _setting(
+        "", "source of reply events (`/knative/cifar10-function` without K_SERVICE)", env_default="/knative/$K_SERVICE"
+    )
     dedup_cache_bytes: int = _setting(
         16 * 1024 * 1024, "bytes of replies kept for redelivered CloudEvents (0 keeps none)"
     )

@@ -65,9 +65,13 @@ def table(settings: Settings) -> dict[str, Route]:
     return {route.template: route for route in routes}
 
 
+def template_of(path: str) -> str:
+    return path.rstrip("/") or "/"
+
+
 def match(routes: dict[str, Route], path: str, method: str, model_name: str) -> tuple[Route, View]:
     """The route and the view for `method` (HEAD is GET without a body); 404 or 405 otherwise."""
-    template = path.rstrip("/") or "/"
+    template = template_of(path)
     route = routes.get(template)
     if route is None:
         if template.startswith(("/v1/models/", "/v2/models/")):

@@ -24,6 +24,12 @@ from bench.processes import function_command
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data"
 SHIPPED = ROOT / "function" / "weights" / "cifar_resnet20_v1.params"
+# The project's shared folder beside the clone (CIFAR-10's training JPEGs, Knative's CRD schemas),
+# as every developer machine and CI have it; a clone elsewhere skips what needs it, saying why.
+SHARED = ROOT.parent / "shared"
+needs_shared = pytest.mark.skipif(
+    not SHARED.is_dir(), reason=f"needs the project's shared folder at {SHARED} (data set and Knative schemas)"
+)
 
 
 @pytest.fixture(scope="session")

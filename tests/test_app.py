@@ -429,3 +429,9 @@ def test_background_mode_retries_a_missing_file_by_itself(make_client, tmp_path,
     late.write_bytes(params.read_bytes())  # e.g. a volume mounted after the pod started
     body = client.server.wait("/health/readiness", 200, timeout=60).json()
     assert body["model"] == "ready" and "error" not in body
+
+
+def test_a_wrong_method_on_a_known_route_keeps_its_route_label(client) -> None:
+    client.get("/predict")
+    text = client.get("/metrics").data.decode()
+    assert 'cifar10_requests_total{method="GET",route="/predict",status="405"}' in text

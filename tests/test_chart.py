@@ -20,9 +20,9 @@ import pytest
 import yaml
 
 from tests.chart_render import CHART, CI_VALUES, by_kind, container, env, helm, render, service, values_file
-from tests.conftest import ROOT, SHIPPED
+from tests.conftest import SHARED, SHIPPED, needs_shared
 
-SCHEMAS = ROOT.parent / "shared" / "schemas" / "knative"
+SCHEMAS = SHARED / "schemas" / "knative"
 RESERVED_ENV = {"PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION"}
 # Serving k8s_validation.go reservedPaths (since 1.13 /tmp and /var are no longer reserved).
 RESERVED_PATHS = {"/", "/dev", "/dev/log"}
@@ -90,6 +90,7 @@ def test_lint_strict_with_every_ci_values_file() -> None:
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=[v.stem for v in CI_VALUES])
+@needs_shared
 def test_rendered_objects_pass_the_knative_schemas(values: Path, validators) -> None:
     docs = render("-f", str(values))
     knative = [d for d in docs if d["apiVersion"].endswith("knative.dev/v1")]

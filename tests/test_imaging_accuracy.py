@@ -11,10 +11,11 @@ from PIL import Image
 
 from bench.decode import DATA, PARAMS, served_accuracy, upscaled, validation
 from function.imaging import decode
-from tests.conftest import ROOT
+from tests.conftest import ROOT, needs_shared
 from training.data import _read_tarball, load
 
 LIMIT = 50_000_000
+pytestmark = needs_shared
 
 
 def test_training_images_decode_to_their_plain_pixels_as_in_training() -> None:

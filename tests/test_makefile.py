@@ -8,6 +8,7 @@ installed: the install steps are checked with `make -n`.
 """
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -175,3 +176,12 @@ def test_workers_is_left_to_the_server(project: Path, bin_dir: Path) -> None:
     defined = [line for line in database.splitlines() if line.split(" ", 1)[0] in ("WORKERS", "THREADS")]
     assert defined == []
     assert "WORKERS=" not in make(project, "-n", "serve", path=bin_dir).stdout
+
+
+def test_every_make_target_the_readme_names_has_a_recipe() -> None:
+    """`make deploy` and `make clean` once lost their rules in a merge while the README still named them."""
+    readme = (ROOT / "README.md").read_text()
+    named = set(re.findall(r"`make ([a-z][a-z-]*)", readme))
+    dry = {target: subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True) for target in named}
+    silent = sorted(t for t, r in dry.items() if "Nothing to be done" in r.stdout + r.stderr or "No rule" in r.stderr)
+    assert named and not silent

@@ -9,7 +9,7 @@ from gluoncv.model_zoo import get_model
 
 from function.cifar10 import CLASSES, MEAN, STD
 from function.imaging import decode, normalize
-from tests.conftest import DATA, ROOT, SHIPPED
+from tests.conftest import DATA, ROOT, SHARED, SHIPPED, needs_shared
 
 CARD = SHIPPED.with_suffix(".json")
 
@@ -35,12 +35,13 @@ def test_weights_load_into_a_bare_gluoncv_network_and_classify_the_samples() -> 
     assert sum(p == n for p, n in zip(predicted, names, strict=True)) >= 8, list(zip(names, predicted, strict=True))
 
 
+@needs_shared
 def test_card_accuracy_is_what_the_weights_score_on_the_validation_split() -> None:
     """Re-evaluates the shipped weights on the split the card names, from the shared data set."""
     from training import evaluate
 
     card = json.loads(CARD.read_text())
-    data = ROOT.parent / "shared" / "data" / "cifar10-train-jpeg.tar.xz"
+    data = SHARED / "data" / "cifar10-train-jpeg.tar.xz"
     result = evaluate.main(["--data", str(data), "--params", str(SHIPPED), "--cache", str(ROOT / ".cache" / "data")])
     assert result["accuracy"] == pytest.approx(card["validation_accuracy"], abs=1e-4)
     assert result["per_class_accuracy"] == pytest.approx(card["per_class_accuracy"], abs=1e-4)
