@@ -224,15 +224,13 @@ class Batcher:
                 batch = self._take()
                 batch_id = next(self._ids)
                 worker.batch = (batch_id, batch)
-                now = time.perf_counter()
                 if self.observe_batch:
-                    self.observe_batch(len(batch), now - batch[0].queued_at, len(self._queue))
+                    self.observe_batch(len(batch), time.perf_counter() - batch[0].queued_at, len(self._queue))
                 worker.send(("batch", batch_id, [item.payload for item in batch]))
 
     def _take(self) -> list[_Item]:
-        batch, size = [self._queue.popleft()], 0
-        size = batch[0].size
-        solo = batch[0].crashes > 0
+        first = self._queue.popleft()
+        batch, size, solo = [first], first.size, first.crashes > 0
         while self._queue and not solo and len(batch) < self.settings.batch_max_size:
             following = self._queue[0]
             if following.crashes or size + following.size > BATCH_ENCODED_BYTES:
@@ -251,7 +249,7 @@ class Batcher:
             if self.observe_states:
                 self.observe_states(self.states)
         elif message[0] == "result":
-            _, batch_id, results, _seconds = message
+            _, batch_id, results = message
             if worker.batch is not None and worker.batch[0] == batch_id:
                 for item, result in zip(worker.batch[1], results, strict=True):
                     if not item.future.done():

@@ -8,13 +8,12 @@ ignores SIGINT and SIGTERM: the front drains the queue and then tells it to stop
 whose front has gone away sees the pipe close and exits.
 
 Messages, as pickled tuples: to the worker `("load",)`, `("batch", id, payloads)`, `("stop",)`;
-from the worker `("state", WorkerState)` and `("result", id, results, forward_seconds)`.
+from the worker `("state", WorkerState)` and `("result", id, results)`.
 """
 
 import contextlib
 import logging
 import signal
-import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
@@ -73,9 +72,7 @@ def run(conn: Connection, settings: Settings, index: int) -> None:
             _load(conn, holder)
         elif kind == "batch":
             _, batch_id, payloads = message
-            started = time.perf_counter()
-            results = infer(holder, payloads, settings)
-            conn.send(("result", batch_id, results, time.perf_counter() - started))
+            conn.send(("result", batch_id, infer(holder, payloads, settings)))
 
 
 def state_of(holder: ModelHolder) -> WorkerState:
