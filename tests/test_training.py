@@ -129,6 +129,7 @@ def test_smoke_run_stops_resumes_and_writes_loadable_weights_and_card(tmp_path: 
     assert written == card
     assert written["classes"] == list(CLASSES)
     assert written["epochs"] == 2 and written["recipe"]["weights"] == "the last step's"
+    assert "live_weights" not in written  # only beside a weight average
     for key in (
         "mean",
         "std",
@@ -296,6 +297,9 @@ def test_a_run_resumed_from_its_kept_checkpoint_matches_an_uninterrupted_one(tmp
     assert any(not np.array_equal(shipped[key].asnumpy(), live[key].asnumpy()) for key in live)
     card = json.loads((kept / "cifar_resnet20_v1.json").read_text())
     assert card["recipe"]["weights"].startswith("exponential moving average, decay 0.8")
+    assert card["live_weights"]["validation_accuracy_single_view"] == rows(kept)[-1]["validation_accuracy"]
+    live_flip = evaluate.main([*data, "--params", str(kept / "epoch-002.params"), "--val-per-class", "2"])["accuracy"]
+    assert card["live_weights"]["validation_accuracy"] == pytest.approx(live_flip, abs=1e-4)
     single = evaluate.main([*data, "--params", str(kept / "cifar_resnet20_v1.params"), "--single-view"])
     assert single["accuracy"] == pytest.approx(card["validation_accuracy_single_view"], abs=1e-4)
     assert single["accuracy"] == pytest.approx(rows(kept)[-1]["validation_accuracy_ema"], abs=1e-4)

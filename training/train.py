@@ -18,7 +18,7 @@ import os
 import platform
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -271,12 +271,18 @@ def main(argv: list[str] | None = None) -> dict | None:
     if len(history) < args.epochs:
         print(f"stopped after epoch {len(history)} of {args.epochs}; the same command resumes", flush=True)
         return None
-    with average.applied() if average is not None else nullcontext():
+    if average is None:
         return finish(net, args, dataset, history, val_x, val_y)
+    live = {  # what the average gained, on the card
+        "validation_accuracy": round(scores(val_y, predict(net, val_x))["accuracy"], 4),
+        "validation_accuracy_single_view": history[-1]["validation_accuracy"],
+    }
+    with average.applied():
+        return finish(net, args, dataset, history, val_x, val_y, live)
 
 
-def finish(net, args: argparse.Namespace, dataset, history: list[dict], val_x, val_y) -> dict:
-    """Write the shipped parameters and their model card."""
+def finish(net, args: argparse.Namespace, dataset, history: list[dict], val_x, val_y, live: dict | None = None) -> dict:
+    """Write the shipped parameters and their model card; `live`: the live weights' accuracies beside an average's."""
     import gluoncv
     import mxnet as mx
 
@@ -303,6 +309,7 @@ def finish(net, args: argparse.Namespace, dataset, history: list[dict], val_x, v
             "images": len(val_y),
             "train_images": int(len(dataset.labels) - len(val_y)),
         },
+        **({"live_weights": live} if live else {}),
         "epochs": len(history),
         "recipe": {
             "optimizer": "nag",
