@@ -46,7 +46,7 @@ else ifneq ($(VENV_ID),$(PYTHON_ID))
 VENV_STALE := yes
 endif
 
-.PHONY: check-python venv install install-dev run serve test lint train lr-range evaluate helm template image push deploy clean gpu-smoke fuzz bench soak \
+.PHONY: check-python venv install install-dev run serve test lint train train-keep train-resume lr-range evaluate helm template image push deploy clean gpu-smoke fuzz bench soak \
 	image-tools image-base image-offline image-offline-cpu image-offline-gpu image-test image-test-cpu image-test-gpu
 
 # Stops at once, saying how to get Python 3.11, when the interpreter found or named is not 3.11.
@@ -138,6 +138,15 @@ train: install-dev
 	cp $(RUN)/history.png function/weights/cifar_resnet20_v1-history.png
 	cp $(RUN)/history.json function/weights/cifar_resnet20_v1-history.json
 	cp $(RUN)/confusion.png function/weights/cifar_resnet20_v1-confusion.png
+
+# A long run spans sessions: `make train-keep RUN=/path/to/run` copies its latest checkpoint, recipe and
+# history into training/runs/<name> (commit that folder); `make train-resume RUN=training/runs/<name>`
+# continues it on any machine, with the recipe saved in the folder.
+train-keep: install-dev
+	$(BIN)/python -m training.checkpoint keep $(RUN) training/runs/$(or $(NAME),$(notdir $(abspath $(RUN))))
+
+train-resume: install-dev
+	$(BIN)/python -m training.train --data $(DATA) --out $(RUN)
 
 lr-range: install-dev
 	$(BIN)/python -m training.lr_range --data $(DATA) --out runs/lr-range

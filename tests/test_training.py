@@ -1,6 +1,10 @@
-"""Training pipeline on a tiny data set made here: loaders, bad data, a smoke run, evaluation."""
+"""Training pipeline on a tiny data set made here: loaders, bad data, levers, resumption, evaluation."""
 
+import argparse
 import json
+import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -9,9 +13,14 @@ import pytest
 from PIL import Image
 
 from function.cifar10 import CLASSES
-from training import evaluate, train
+from training import checkpoint, evaluate, train
 from training.data import DataError, load, stratified_split
 from training.evaluate import scores
+
+ROOT = Path(__file__).resolve().parent.parent
+# MXNet's threaded engine and OpenMP reductions make CPU training differ in the last bits from run to
+# run; its synchronous engine on one thread is bit-reproducible, which the resumption test needs.
+DETERMINISTIC = {"MXNET_ENGINE_TYPE": "NaiveEngine", "OMP_NUM_THREADS": "1"}
 
 
 def make_tree(root: Path, per_class: int = 4) -> Path:
@@ -101,15 +110,26 @@ def test_learning_rate_warms_up_then_anneals() -> None:
     assert rates[-1] < 0.001
 
 
-def test_smoke_run_writes_loadable_weights_and_card_then_resumes(tmp_path: Path) -> None:
+def test_smoke_run_stops_resumes_and_writes_loadable_weights_and_card(tmp_path: Path) -> None:
     tree = make_tree(tmp_path / "data", per_class=6)
     out = tmp_path / "run"
-    args = ["--data", str(tree), "--out", str(out), "--epochs", "1", "--batch-size", "8", "--val-per-class", "2"]
-    card = train.main(args)
+    args = ["--data", str(tree), "--out", str(out), "--epochs", "2", "--batch-size", "8", "--val-per-class", "2"]
+    assert train.main([*args, "--stop-after", "1"]) is None
+    assert sorted(path.name for path in out.glob("epoch-*")) == ["epoch-001.params", "epoch-001.states"]
+    assert not (out / "cifar_resnet20_v1.params").exists()
+    (out / "epoch-002.params").write_bytes(b"half-written by a killed run")  # history still says epoch 1
+    card = train.main(["--data", str(tree), "--out", str(out)])  # the rest of the recipe comes from the folder
+    history = json.loads((out / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert [row["step"] for row in history] == [5, 10]  # 40 training images in batches of 8
+    assert history[-1]["learning_rate"] == pytest.approx(train.learning_rate(9, 10, 0.2, 0.15, 0.0), abs=1e-5)
+    assert sorted(path.name for path in out.glob("epoch-*")) == ["epoch-002.params", "epoch-002.states"]
     assert (out / "cifar_resnet20_v1.params").exists() and (out / "history.png").exists()
     written = json.loads((out / "cifar_resnet20_v1.json").read_text())
     assert written == card
     assert written["classes"] == list(CLASSES)
+    assert written["epochs"] == 2 and written["recipe"]["weights"] == "the last step's"
+    assert "live_weights" not in written  # only beside a weight average
     for key in (
         "mean",
         "std",
@@ -134,9 +154,161 @@ def test_smoke_run_writes_loadable_weights_and_card_then_resumes(tmp_path: Path)
     assert (tmp_path / "eval" / "confusion.png").exists()
     single = evaluate.main(["--data", str(tree), "--params", str(out / "cifar_resnet20_v1.params"), "--single-view"])
     assert single["accuracy"] == pytest.approx(written["validation_accuracy_single_view"], abs=1e-4)
-    resumed = train.main([*args[:5], "2", *args[6:]])  # same run, one more epoch: resumes from epoch 1
-    assert resumed["epochs"] == 2
-    assert [row["epoch"] for row in json.loads((out / "history.json").read_text())] == [1, 2]
+
+
+def test_a_run_folder_refuses_another_recipe_or_other_data(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    tree = make_tree(tmp_path / "data", per_class=3)
+    first = make_tarball(tree, tmp_path / "first.tar.xz")
+    (tree / "cat" / "0000.jpg").unlink()
+    other = make_tarball(tree, tmp_path / "other.tar.xz")
+    out = tmp_path / "run"
+    args = ["--out", str(out), "--epochs", "2", "--batch-size", "8", "--val-per-class", "1", "--stop-after", "1"]
+    train.main(["--data", str(first), *args])
+    with pytest.raises(SystemExit):
+        train.main(["--data", str(first), *args, "--lr", "0.3", "--zero-init-residual"])
+    assert "--lr 0.3 (the run's recipe says 0.2); --zero-init-residual True (the run's recipe says False)" in (
+        capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit):
+        train.main(["--data", str(other), *args])
+    assert "data with sha256" in capsys.readouterr().err
+    assert [row["epoch"] for row in json.loads((out / "history.json").read_text())] == [1]
+
+
+def model_args(**overrides: object) -> argparse.Namespace:
+    options = {"seed": 0, "lr": 0.1, "momentum": 0.9, "wd": 5e-4, "zero_init_residual": False, "output_init_scale": 1.0}
+    return argparse.Namespace(**{**options, **overrides})
+
+
+def initialised(args: argparse.Namespace) -> tuple:
+    """A built network after one forward pass (which ends the deferred initialisation) and its weights in order.
+
+    Names carry a per-process counter (cifarresnetv1N_), so two networks are compared position by position.
+    """
+    import mxnet as mx
+
+    net, _ = train.build(args)
+    net(mx.nd.zeros((2, 3, 32, 32)))
+    return net, [(name, param.data().asnumpy()) for name, param in net.collect_params().items()]
+
+
+def test_zero_init_residual_zeroes_exactly_each_blocks_last_batch_norm_gamma(tmp_path: Path) -> None:
+    from gluoncv.model_zoo.cifarresnet import CIFARBasicBlockV1
+    from mxnet.gluon import nn
+
+    net, zeroed = initialised(model_args(zero_init_residual=True))
+    _, plain = initialised(model_args())
+    blocks: list = []
+    net.apply(blocks.append)
+    blocks = [block for block in blocks if isinstance(block, CIFARBasicBlockV1)]
+    assert len(blocks) == 9  # resnet20: three stages of three blocks
+    last = {block.body[-1].gamma.name for block in blocks}
+    assert all(isinstance(block.body[-1], nn.BatchNorm) for block in blocks)
+    assert len(zeroed) == len(plain)
+    for (name, value), (_, reference) in zip(zeroed, plain, strict=True):
+        if name in last:
+            assert not value.any(), name
+        else:  # the first batch norm of each body, the shortcuts' and the stem's keep gamma 1; the rest is unchanged
+            assert np.array_equal(value, reference), name
+    tree = make_tree(tmp_path / "data", per_class=4)
+    out = tmp_path / "run"
+    args = ["--data", str(tree), "--out", str(out), "--epochs", "1", "--batch-size", "8", "--val-per-class", "1"]
+    card = train.main([*args, "--zero-init-residual"])
+    assert "last batch-norm gamma 0" in card["recipe"]["init"]
+    import mxnet as mx
+
+    trained = mx.nd.load(str(out / "epoch-001.params"))
+    gammas = [trained[key].asnumpy() for key in trained if key.endswith("body.4.gamma")]
+    assert len(gammas) == 9 and all(gamma.any() for gamma in gammas)  # training moved them off zero
+
+
+def test_output_init_scale_scales_only_the_output_layer() -> None:
+    net, scaled = initialised(model_args(output_init_scale=0.1))
+    _, plain = initialised(model_args())
+    for (name, value), (_, reference) in zip(scaled, plain, strict=True):
+        expected = reference * np.float32(0.1) if name == net.output.weight.name else reference
+        assert np.array_equal(value, expected), name
+    assert any(name == net.output.weight.name for name, _ in scaled)
+
+
+def test_weight_average_follows_every_parameter_and_swaps_back() -> None:
+    net, weights = initialised(model_args())
+    start = dict(weights)
+    average = train.WeightAverage(net, decay=0.5)
+    average.update()  # the first update starts from the live weights
+    params = net.collect_params()
+    for param in params.values():
+        param.set_data(param.data() + 1)
+    average.update()  # second update: the ramp caps the decay at (1 + 2) / (10 + 2)
+    ramp = 3 / 12
+    with average.applied():
+        for name, param in params.items():
+            np.testing.assert_allclose(param.data().asnumpy(), start[name] + (1 - ramp), atol=1e-6, err_msg=name)
+    assert any(name.endswith("running_var") for name in params)  # batch-norm statistics are averaged too
+    for name, param in params.items():
+        np.testing.assert_array_equal(param.data().asnumpy(), start[name] + 1, err_msg=name)
+
+
+def run_module(module: str, *args: str) -> None:
+    env = {**os.environ, **DETERMINISTIC, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", module, *args], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_run_resumed_from_its_kept_checkpoint_matches_an_uninterrupted_one(tmp_path: Path) -> None:
+    """Stop after epoch 1, keep the checkpoint (as committed to training/runs/), resume elsewhere: bit for bit."""
+    import mxnet as mx
+
+    tree = make_tree(tmp_path / "data", per_class=6)
+    data = ["--data", str(tree)]
+    recipe = ["--epochs", "2", "--batch-size", "8", "--val-per-class", "2", "--lr", "0.05"]
+    init = ["--zero-init-residual", "--output-init-scale", "0.1"]
+    levers = [*init, "--ema-decay", "0.8"]
+    run_module("training.train", *data, *recipe, *levers, "--out", str(tmp_path / "whole"))
+    run_module("training.train", *data, *recipe, *init, "--out", str(tmp_path / "no-ema"))
+    run_module("training.train", *data, *recipe, *levers, "--out", str(tmp_path / "stopped"), "--stop-after", "1")
+    kept = tmp_path / "repo" / "training" / "runs" / "r"
+    assert checkpoint.keep(tmp_path / "stopped", kept) == 1
+    assert sorted(path.name for path in kept.iterdir()) == [
+        "epoch-001-ema.params",
+        "epoch-001.params",
+        "epoch-001.states",
+        "history.json",
+        "history.png",
+        "recipe.json",
+    ]
+    assert sum(path.stat().st_size for path in kept.iterdir()) < 4e6
+    for path in (tmp_path / "stopped").iterdir():  # a new machine: only the kept files are left
+        path.unlink()
+    run_module("training.train", *data, "--out", str(kept))
+
+    def rows(folder: Path) -> list[dict]:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in checkpoint.read_history(folder)]
+
+    assert rows(kept) == rows(tmp_path / "whole")
+    assert len(rows(kept)) == 2 and "validation_accuracy_ema" in rows(kept)[-1]
+    # the average leaves training alone: the same losses without it
+    assert [row["train_loss"] for row in rows(tmp_path / "no-ema")] == [row["train_loss"] for row in rows(kept)]
+    for name in ("epoch-002.params", "epoch-002.states", "epoch-002-ema.params", "cifar_resnet20_v1.params"):
+        assert (kept / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    shipped = mx.nd.load(str(kept / "cifar_resnet20_v1.params"))
+    live = mx.nd.load(str(kept / "epoch-002.params"))
+    assert (kept / "cifar_resnet20_v1.params").read_bytes() == (kept / "epoch-002-ema.params").read_bytes()
+    assert any(not np.array_equal(shipped[key].asnumpy(), live[key].asnumpy()) for key in live)
+    card = json.loads((kept / "cifar_resnet20_v1.json").read_text())
+    assert card["recipe"]["weights"].startswith("exponential moving average, decay 0.8")
+    assert card["live_weights"]["validation_accuracy_single_view"] == rows(kept)[-1]["validation_accuracy"]
+    live_flip = evaluate.main([*data, "--params", str(kept / "epoch-002.params"), "--val-per-class", "2"])["accuracy"]
+    assert card["live_weights"]["validation_accuracy"] == pytest.approx(live_flip, abs=1e-4)
+    single = evaluate.main([*data, "--params", str(kept / "cifar_resnet20_v1.params"), "--single-view"])
+    assert single["accuracy"] == pytest.approx(card["validation_accuracy_single_view"], abs=1e-4)
+    assert single["accuracy"] == pytest.approx(rows(kept)[-1]["validation_accuracy_ema"], abs=1e-4)
+
+
+def test_keep_needs_a_finished_epoch(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    with pytest.raises(FileNotFoundError, match="no finished epoch"):
+        checkpoint.keep(tmp_path / "run", tmp_path / "kept")
 
 
 def test_scores_match_a_hand_count() -> None:

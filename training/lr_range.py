@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from training.data import load, stratified_split
 from training.plots import plot_lr_range
-from training.train import build, make_batch
+from training.train import add_model_options, build, make_batch
 
 SMOOTHING = 0.9  # exponential moving average of the loss, debiased, as in fast.ai's range test
 DIVERGED = 4.0  # stop once the smoothed loss is this many times its best
@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--wd", type=float, default=5e-4)
     parser.add_argument("--label-smoothing", type=float, default=0.1)
+    add_model_options(parser)
     parser.add_argument("--val-per-class", type=int, default=500, help="kept out, as in training")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=Path(".cache/data"), help="decoded-array cache")

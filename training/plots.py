@@ -21,6 +21,8 @@ def plot_history(history: list[dict], path: Path) -> None:
     loss_ax.legend()
     acc_ax.plot(epochs, [row["train_accuracy"] for row in history], label="train")
     acc_ax.plot(epochs, [row["validation_accuracy"] for row in history], label="validation")
+    if "validation_accuracy_ema" in history[-1]:
+        acc_ax.plot(epochs, [row["validation_accuracy_ema"] for row in history], label="validation, weight average")
     acc_ax.set_xlabel("epoch")
     acc_ax.set_ylabel("top-1 accuracy")
     acc_ax.legend()

@@ -1,11 +1,14 @@
-"""Train gluoncv's cifar_resnet20_v1 on CIFAR-10 with a short one-cycle recipe, resumably.
+"""Train gluoncv's cifar_resnet20_v1 on CIFAR-10 with a one-cycle recipe, resumably.
 
     python -m training.train --data PATH --epochs N --out DIR
 
-Each epoch writes a checkpoint (parameters, optimizer state, history) to DIR; rerunning the same
-command resumes from it. The end writes DIR/cifar_resnet20_v1.params and its model card. The history's
-per-epoch validation accuracy is single-view; the card's `validation_accuracy` is flip-averaged, as
-the function serves by default, and `validation_accuracy_single_view` is beside it.
+DIR/recipe.json keeps the run's options; each epoch writes a checkpoint (weights, optimizer state,
+weight average, history) to DIR (`training/checkpoint.py`). Rerunning with the same --out, on this
+machine or after a copy of DIR on another one, resumes; options not given come from the recipe.
+The end writes DIR/cifar_resnet20_v1.params (the weight average when --ema-decay is set) and its
+model card. The history's per-epoch validation accuracies are single-view; the card's
+`validation_accuracy` is flip-averaged, as the function serves by default, and
+`validation_accuracy_single_view` is beside it.
 """
 
 import argparse
@@ -14,6 +17,8 @@ import math
 import os
 import platform
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +26,14 @@ from tqdm import tqdm
 
 from function.cifar10 import CLASSES, INPUT_SIZE, MEAN, NETWORK, STD
 from function.imaging import normalize
+from training import checkpoint
 from training.data import load, stratified_split
 from training.evaluate import predict, scores
 from training.plots import plot_confusion, plot_history
 
 PAD = 4
+NOT_RECIPE = ("data", "out", "cache", "stop_after")  # options that do not change what a run computes
+EMA_RAMP = 10  # the average's decay ramps as (1 + n) / (EMA_RAMP + n), so early steps do not pin it to the init
 
 
 def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -50,14 +58,35 @@ def learning_rate(step: int, total: int, peak: float, warmup: float, final_ratio
     return peak * (final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Initialisation options, shared with the learning-rate range test."""
+    parser.add_argument(
+        "--zero-init-residual",
+        action="store_true",
+        help="start each residual block's last batch-norm gamma at 0: every block starts as the identity",
+    )
+    parser.add_argument(
+        "--output-init-scale", type=float, default=1.0, help="factor on the output layer's initial weights"
+    )
+
+
 def build(args: argparse.Namespace):
     """Network and trainer; weight decay spares batch-norm and bias parameters."""
     import mxnet as mx
     from gluoncv.model_zoo import get_model
+    from gluoncv.model_zoo.cifarresnet import CIFARBasicBlockV1
 
     mx.random.seed(args.seed)
     net = get_model(NETWORK, classes=len(CLASSES))
+    if args.zero_init_residual:
+        blocks: list = []
+        net.apply(blocks.append)
+        for block in blocks:
+            if isinstance(block, CIFARBasicBlockV1):
+                block.body[-1].gamma.init = mx.init.Zero()  # the BatchNorm before the sum with the shortcut
     net.initialize(mx.init.Xavier(rnd_type="gaussian", factor_type="out", magnitude=2))
+    if args.output_init_scale != 1.0:  # the output layer knows its input size: initialised already
+        net.output.weight.set_data(net.output.weight.data() * args.output_init_scale)
     for param in net.collect_params(".*gamma|.*beta|.*bias").values():
         param.wd_mult = 0.0
     net.hybridize(static_alloc=True, static_shape=True)
@@ -65,6 +94,54 @@ def build(args: argparse.Namespace):
         net.collect_params(), "nag", {"learning_rate": args.lr, "momentum": args.momentum, "wd": args.wd}
     )
     return net, trainer
+
+
+class WeightAverage:
+    """Exponential moving average of every parameter, batch-norm running mean and variance included.
+
+    Averaging the running statistics along with the weights keeps them close to the statistics of
+    the averaged network (as timm's ModelEmaV2 does) without another pass over the data.
+    """
+
+    def __init__(self, net, decay: float, updates: int = 0) -> None:
+        self.net, self.decay, self.updates = net, decay, updates
+        self.params = list(net.collect_params().values())
+        self.shadow: list | None = None  # taken at the first update, when deferred initialisation is done
+
+    def update(self) -> None:
+        """Fold the current weights in, after an optimizer step."""
+        if self.shadow is None:
+            self.shadow = [param.data().copy() for param in self.params]
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (EMA_RAMP + self.updates))
+        for shadow, param in zip(self.shadow, self.params, strict=True):
+            shadow *= decay
+            shadow += (1 - decay) * param.data()
+
+    @contextmanager
+    def applied(self) -> Iterator[None]:
+        """The network holds the averaged weights inside the block, its live weights again after it."""
+        live = [param.data().copy() for param in self.params]
+        for param, shadow in zip(self.params, self.shadow, strict=True):
+            param.set_data(shadow)
+        try:
+            yield
+        finally:
+            for param, weights in zip(self.params, live, strict=True):
+                param.set_data(weights)
+
+    def save(self, path: str) -> None:
+        """The average as a parameter file any gluoncv user loads with `load_parameters`."""
+        with self.applied():
+            self.net.save_parameters(path)
+
+    def load(self, path: str) -> None:
+        """Read a saved average; the network's parameters must be initialised (loaded) already."""
+        live = [param.data().copy() for param in self.params]
+        self.net.load_parameters(path)
+        self.shadow = [param.data().copy() for param in self.params]
+        for param, weights in zip(self.params, live, strict=True):
+            param.set_data(weights)
 
 
 def make_batch(images: np.ndarray, labels: np.ndarray, idx: np.ndarray, rng: np.random.Generator, smooth: float):
@@ -77,7 +154,9 @@ def make_batch(images: np.ndarray, labels: np.ndarray, idx: np.ndarray, rng: np.
     return x, mx.nd.array(target)
 
 
-def train_epoch(net, trainer, images, labels, args, epoch: int, step: int, total: int) -> tuple[float, float, int]:
+def train_epoch(
+    net, trainer, average: WeightAverage | None, images, labels, args, epoch: int, step: int, total: int
+) -> tuple[float, float, int]:
     """One epoch over `images` in a fixed, epoch-seeded order; returns loss, accuracy, step."""
     import mxnet as mx
     from mxnet import autograd
@@ -97,6 +176,8 @@ def train_epoch(net, trainer, images, labels, args, epoch: int, step: int, total
             loss = loss_fn(out, target)
         loss.backward()
         trainer.step(len(idx))
+        if average is not None:
+            average.update()
         step += 1
         if pending is not None:  # read the previous batch while this one computes
             loss_sum += pending[0].asscalar()
@@ -108,10 +189,10 @@ def train_epoch(net, trainer, images, labels, args, epoch: int, step: int, total
     return loss_sum / seen, correct / seen, step
 
 
-def main(argv: list[str] | None = None) -> dict:
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="image folder, tarball, or 'cifar10' (gluon download)")
-    parser.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, history, results")
+    parser.add_argument("--out", type=Path, required=True, help="run folder: recipe, checkpoints, history, results")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.2, help="peak learning rate")
@@ -120,52 +201,88 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--wd", type=float, default=5e-4)
     parser.add_argument("--label-smoothing", type=float, default=0.1)
+    add_model_options(parser)
+    parser.add_argument(
+        "--ema-decay",
+        type=float,
+        default=0.0,
+        help="keep an exponential moving average of the weights with this per-step decay (e.g. 0.999) and ship it; "
+        "0: off",
+    )
     parser.add_argument("--val-per-class", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=Path(".cache/data"), help="decoded-array cache")
+    parser.add_argument(
+        "--stop-after", type=int, default=None, help="stop cleanly after this epoch; the same command resumes"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    """Train, resuming from --out's checkpoint; returns the model card, or None when stopped early."""
+    parser = make_parser()
     args = parser.parse_args(argv)
+    unset = object()  # argparse leaves attributes already in the namespace alone unless the option is given
+    seen = parser.parse_args(argv, argparse.Namespace(**dict.fromkeys(vars(args), unset)))
+    given = {key for key, value in vars(seen).items() if value is not unset}
 
     args.out.mkdir(parents=True, exist_ok=True)
     dataset = load(args.data, args.cache)
+    options = {key: value for key, value in vars(args).items() if key not in NOT_RECIPE}
+    try:
+        recipe = checkpoint.settle_recipe(args.out, options, given, dataset.sha256)
+    except checkpoint.RecipeError as exc:
+        parser.error(str(exc))
+    vars(args).update(recipe["options"])
+
     train_idx, val_idx = stratified_split(dataset.labels, args.val_per_class, args.seed)
     train_x, train_y = dataset.images[train_idx], dataset.labels[train_idx]
     val_x, val_y = dataset.images[val_idx], dataset.labels[val_idx]
     net, trainer = build(args)
     total = args.epochs * (len(train_x) // args.batch_size)
-
-    ckpt, history_path = args.out / "checkpoint", args.out / "history.json"
-    history: list[dict] = []
-    if history_path.exists() and ckpt.with_suffix(".params").exists():
-        history = json.loads(history_path.read_text())
-        net.load_parameters(str(ckpt.with_suffix(".params")))
-        trainer.load_states(str(ckpt.with_suffix(".states")))
+    history = checkpoint.read_history(args.out)
+    step = history[-1]["step"] if history else 0
+    average = WeightAverage(net, args.ema_decay, step) if args.ema_decay else None
+    if history:
+        checkpoint.load(args.out, history[-1]["epoch"], net, trainer, average)
         print(f"resumed after epoch {history[-1]['epoch']} from {args.out}", flush=True)
-    step = len(history) * (len(train_x) // args.batch_size)
 
-    for epoch in range(len(history) + 1, args.epochs + 1):
+    last = min(args.epochs, args.stop_after or args.epochs)
+    for epoch in range(len(history) + 1, last + 1):
         start = time.time()
-        loss, acc, step = train_epoch(net, trainer, train_x, train_y, args, epoch, step, total)
-        val_acc = scores(val_y, predict(net, val_x, flip_average=False))["accuracy"]
+        loss, acc, step = train_epoch(net, trainer, average, train_x, train_y, args, epoch, step, total)
         row = {
             "epoch": epoch,
             "train_loss": round(loss, 4),
             "train_accuracy": round(acc, 4),
-            "validation_accuracy": round(val_acc, 4),
-            "learning_rate": round(trainer.learning_rate, 5),
-            "seconds": round(time.time() - start, 1),
+            "validation_accuracy": round(scores(val_y, predict(net, val_x, flip_average=False))["accuracy"], 4),
         }
+        if average is not None:
+            with average.applied():
+                row["validation_accuracy_ema"] = round(
+                    scores(val_y, predict(net, val_x, flip_average=False))["accuracy"], 4
+                )
+        row.update(learning_rate=round(trainer.learning_rate, 5), step=step, seconds=round(time.time() - start, 1))
         history.append(row)
         print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
-        net.save_parameters(str(ckpt.with_suffix(".params")))
-        trainer.save_states(str(ckpt.with_suffix(".states")))
-        history_path.write_text(json.dumps(history, indent=1))
-        plot_history(history, args.out / "history.png")
+        checkpoint.save(args.out, epoch, net, trainer, average, history)
+        plot_history(history, args.out / checkpoint.CURVES)
 
-    return finish(net, args, dataset, history, val_x, val_y)
+    if len(history) < args.epochs:
+        print(f"stopped after epoch {len(history)} of {args.epochs}; the same command resumes", flush=True)
+        return None
+    if average is None:
+        return finish(net, args, dataset, history, val_x, val_y)
+    live = {  # what the average gained, on the card
+        "validation_accuracy": round(scores(val_y, predict(net, val_x))["accuracy"], 4),
+        "validation_accuracy_single_view": history[-1]["validation_accuracy"],
+    }
+    with average.applied():
+        return finish(net, args, dataset, history, val_x, val_y, live)
 
 
-def finish(net, args: argparse.Namespace, dataset, history: list[dict], val_x, val_y) -> dict:
-    """Write the shipped parameters and their model card."""
+def finish(net, args: argparse.Namespace, dataset, history: list[dict], val_x, val_y, live: dict | None = None) -> dict:
+    """Write the shipped parameters and their model card; `live`: the live weights' accuracies beside an average's."""
     import gluoncv
     import mxnet as mx
 
@@ -193,6 +310,7 @@ def finish(net, args: argparse.Namespace, dataset, history: list[dict], val_x, v
             "images": len(val_y),
             "train_images": int(len(dataset.labels) - len(val_y)),
         },
+        **({"live_weights": live} if live else {}),
         "epochs": len(history),
         "recipe": {
             "optimizer": "nag",
@@ -204,7 +322,13 @@ def finish(net, args: argparse.Namespace, dataset, history: list[dict], val_x, v
             "weight_decay_on_bn_and_bias": False,
             "label_smoothing": args.label_smoothing,
             "augmentation": f"random crop with {PAD}-pixel reflect padding, horizontal flip",
-            "init": "Xavier gaussian, out, magnitude 2",
+            "init": "Xavier gaussian, out, magnitude 2"
+            + (", each residual block's last batch-norm gamma 0" if args.zero_init_residual else "")
+            + (f", output layer scaled by {args.output_init_scale}" if args.output_init_scale != 1.0 else ""),
+            "weights": f"exponential moving average, decay {args.ema_decay} ramped as (1+n)/({EMA_RAMP}+n), "
+            "batch-norm running statistics included"
+            if args.ema_decay
+            else "the last step's",
             "seed": args.seed,
         },
         "training_seconds": round(sum(row["seconds"] for row in history), 1),
