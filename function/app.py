@@ -45,7 +45,9 @@ class App:
     async def _http(self, scope: dict, receive, send) -> None:
         started = time.perf_counter()
         method, oip = scope["method"], scope["path"].startswith("/v2")
-        template = template_of(scope["path"]) if template_of(scope["path"]) in self.routes else UNMATCHED
+        template = template_of(scope["path"])
+        if template not in self.routes:
+            template = UNMATCHED
         headers = headers_of(scope)
         body_read = False
         try:
