@@ -7,12 +7,15 @@ forward pass at a time on one thread; several workers use several cores (or GPUs
 ignores SIGINT and SIGTERM: the front drains the queue and then tells it to stop, and a worker
 whose front has gone away sees the pipe close and exits.
 
-Messages, as pickled tuples: to the worker `("load",)`, `("batch", id, payloads)`, `("stop",)`;
-from the worker `("state", WorkerState)` and `("result", id, results)`.
+Messages are pickled tuples: to the worker `("load",)`, `("batch", id, payloads)`, `("stop",)`, each
+as one frame holding the count of out-of-band buffers and the pickle, then a frame per buffer (the
+images' bytes, see `batcher._Worker.send`); from the worker `("state", WorkerState)` and
+`("result", id, results)`, plain `Connection.send`.
 """
 
 import contextlib
 import logging
+import pickle
 import signal
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -62,7 +65,7 @@ def run(conn: Connection, settings: Settings, index: int) -> None:
             if settings.load_mode == "background" and holder.error and not conn.poll(settings.load_retry_seconds):
                 _load(conn, holder)  # a broken file may be mended (a volume mounted late): try again
                 continue
-            message = conn.recv()
+            message = receive(conn)
         except (EOFError, OSError):
             return  # the front process is gone
         kind = message[0]
@@ -73,6 +76,14 @@ def run(conn: Connection, settings: Settings, index: int) -> None:
         elif kind == "batch":
             _, batch_id, payloads = message
             conn.send(("result", batch_id, infer(holder, payloads, settings)))
+
+
+def receive(conn: Connection) -> tuple:
+    """One message from the front: its pickle, then the out-of-band buffers it refers to."""
+    head = conn.recv_bytes()
+    count = int.from_bytes(head[:4], "big", signed=True)
+    buffers = [conn.recv_bytes() for _ in range(count)]
+    return pickle.loads(memoryview(head)[4:], buffers=buffers)
 
 
 def state_of(holder: ModelHolder) -> WorkerState:

@@ -127,3 +127,19 @@ def test_megabytes_of_images_reach_the_workers_intact() -> None:
         await batcher.stop(30)
 
     asyncio.run(scenario())
+
+
+def test_a_worker_takes_its_share_of_the_queue_within_the_byte_budget() -> None:
+    """With two ready workers the first idle one takes half of what waits; photos over the byte budget part."""
+    from function.batcher import BATCH_ENCODED_BYTES, _Item, _Worker
+    from function.inference_worker import WorkerState
+
+    batcher = Batcher(settings(batch_max_size=32), 2)
+    batcher._workers = [_Worker(i, None, state=WorkerState("ready", "cpu")) for i in range(2)]
+    batcher._queue.extend(_Item(pixels(i), None) for i in range(9))
+    assert len(batcher._take()) == 5  # ceil(9 / 2)
+    assert len(batcher._take()) == 2  # ceil(4 / 2)
+    photo = b"\xff" * (BATCH_ENCODED_BYTES // 3)
+    batcher._queue.clear()
+    batcher._queue.extend(_Item(photo, None) for i in range(8))
+    assert len(batcher._take()) == 3  # four would pass BATCH_ENCODED_BYTES

@@ -1,5 +1,8 @@
 """The lazy model holder with the real MXNet network and real parameter files."""
 
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -92,3 +95,22 @@ def test_gpu_requested_without_a_gpu_fails_clearly(params: Path) -> None:
     with pytest.raises(Unavailable, match="no GPU"):
         holder.wait(60)
     assert holder.error.startswith("DEVICE=gpu") and str(params) not in holder.error  # the device, not the file
+
+
+@pytest.mark.parametrize(("preset", "engine"), [(None, "NaiveEngine"), ("ThreadedEngine", "ThreadedEngine")])
+def test_on_the_cpu_operators_run_on_the_calling_thread_unless_the_user_chose(
+    params: Path, preset: str | None, engine: str
+) -> None:
+    """A CPU worker imports MXNet with its synchronous engine (cheaper per image); MXNET_ENGINE_TYPE wins."""
+    env = {k: v for k, v in os.environ.items() if k != "MXNET_ENGINE_TYPE"}
+    if preset:
+        env["MXNET_ENGINE_TYPE"] = preset
+    script = (
+        "import sys; from pathlib import Path; from function.model import ModelHolder; "
+        "h = ModelHolder(Path(sys.argv[1]), 'cpu', 30); h.wait(120); print(h.device)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script, str(params)], env=env, capture_output=True, text=True, timeout=180, check=True
+    )
+    assert run.stdout.strip() == "cpu"
+    assert f"MXNet start using engine: {engine}" in run.stderr
