@@ -62,7 +62,7 @@ class App:
             request = Request(method, scope["path"], scope.get("query_string", b""), headers, body)
             response = await view(request, self.fn)
         except ClientGone:
-            self._observe(method, template, 499, started, headers)
+            self._observe(method, template, 499, time.perf_counter() - started, headers)
             return
         except HTTPError as error:
             response = error_response(error, oip)
@@ -74,10 +74,12 @@ class App:
         if not body_read and _has_body(headers):
             response.headers["Connection"] = "close"  # a body nobody reads must not keep the connection busy
         await _send(send, response, head=method == "HEAD")
-        self._observe(method, template, response.status, started, headers)
+        # The event loop writes the response once this step yields: log and count after that.
+        asyncio.get_running_loop().call_soon(
+            self._observe, method, template, response.status, time.perf_counter() - started, headers
+        )
 
-    def _observe(self, method: str, template: str, status: int, started: float, headers: dict[str, str]) -> None:
-        seconds = time.perf_counter() - started
+    def _observe(self, method: str, template: str, status: int, seconds: float, headers: dict[str, str]) -> None:
         self.fn.metrics.observe_request(template, method, status, seconds)
         if self.fn.settings.access_log:
             request_id = next((headers[h] for h in REQUEST_ID_HEADERS if h in headers), "-")
