@@ -59,12 +59,12 @@ class _Worker:
 
     index: int
     process: multiprocessing.Process
-    writer: asyncio.StreamWriter | None = None
+    writer: asyncio.Transport | None = None
     pending: list[bytes | memoryview] = field(default_factory=list)  # frames written before the stream opened
     state: WorkerState = field(default_factory=lambda: WorkerState("not_loaded", "none"))
     batch: tuple[int, list[_Item]] | None = None
     load_requested: bool = False
-    reader_task: asyncio.Task | None = None
+    opening: asyncio.Task | None = None
 
     def send(self, message: tuple) -> None:
         """Write one message (see `inference_worker.receive`) without blocking the event loop.
@@ -83,6 +83,35 @@ class _Worker:
             self.pending.extend(frames)
         else:
             self.writer.writelines(frames)
+
+
+class _FromWorker(asyncio.Protocol):
+    """The worker's messages (Connection's framing, pickled), parsed as the bytes arrive: a protocol
+    rather than a stream reader, so that a result costs the event loop one callback."""
+
+    def __init__(self, batcher: "Batcher", worker: _Worker) -> None:
+        self.batcher, self.worker = batcher, worker
+        self.buffer = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while len(self.buffer) >= 4:
+            size, start = int.from_bytes(self.buffer[:4], "big", signed=True), 4
+            if size == -1:
+                if len(self.buffer) < 12:
+                    return
+                size, start = int.from_bytes(self.buffer[4:12], "big"), 12
+            end = start + size
+            if len(self.buffer) < end:
+                return
+            with memoryview(self.buffer) as view:
+                message = pickle.loads(view[start:end])
+            del self.buffer[:end]
+            self.batcher._receive(self.worker, message)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.batcher._stopping:
+            self.batcher._lost(self.worker)
 
 
 def _frame_header(size: int) -> bytes:
@@ -140,8 +169,8 @@ class Batcher:
             await asyncio.to_thread(worker.process.join, max(0.1, deadline - time.monotonic()))
             if worker.process.is_alive():
                 worker.process.kill()
-            if worker.reader_task is not None:
-                worker.reader_task.cancel()
+            if worker.opening is not None:
+                worker.opening.cancel()
             if worker.writer is not None:
                 worker.writer.close()
 
@@ -216,23 +245,14 @@ class Batcher:
         )
         process.start()
         worker = _Worker(index, process)
-        worker.reader_task = self._loop.create_task(self._serve(worker, ours))
+        worker.opening = self._loop.create_task(self._open(worker, ours))
         return worker
 
-    async def _serve(self, worker: _Worker, sock: socket.socket) -> None:
-        """Read the worker's messages (Connection's framing) until its end of the stream closes."""
-        reader, worker.writer = await asyncio.open_unix_connection(sock=sock)
+    async def _open(self, worker: _Worker, sock: socket.socket) -> None:
+        """Connect the worker's end of the pipe to the event loop and send what waited for it."""
+        worker.writer, _ = await self._loop.create_unix_connection(lambda: _FromWorker(self, worker), sock=sock)
         worker.writer.writelines(worker.pending)
         worker.pending.clear()
-        try:
-            while True:
-                (size,) = struct.unpack("!i", await reader.readexactly(4))
-                if size == -1:
-                    (size,) = struct.unpack("!Q", await reader.readexactly(8))
-                self._receive(worker, pickle.loads(await reader.readexactly(size)))
-        except (asyncio.IncompleteReadError, ConnectionError):
-            if not self._stopping:
-                self._lost(worker)
 
     def _dispatch(self) -> None:
         for worker in self._workers:
