@@ -9,7 +9,9 @@ per connection, every worker stays busy whatever the clients' connections do (a 
 that sticks to one connection included).
 
 A worker that dies (OOM kill, a crash in native code) is started again; the images it held go
-back to the head of the queue, each alone, and an image that kills a worker twice is refused.
+back to the head of the queue, each alone, and an image that kills a worker twice is refused. A
+worker that does not answer a batch within WORKER_TIMEOUT_SECONDS (stuck in native code, stopped)
+is killed, and the same follows.
 """
 
 import asyncio
@@ -65,6 +67,7 @@ class _Worker:
     batch: tuple[int, list[_Item]] | None = None
     load_requested: bool = False
     opening: asyncio.Task | None = None
+    deadline: asyncio.TimerHandle | None = None  # the watchdog of the batch in progress
 
     def send(self, message: tuple) -> None:
         """Write one message (see `inference_worker.receive`) without blocking the event loop.
@@ -265,6 +268,9 @@ class Batcher:
                 if self.observe_batch:
                     self.observe_batch(len(batch), time.perf_counter() - batch[0].queued_at, len(self._queue))
                 worker.send(("batch", batch_id, [_out_of_band(item.payload) for item in batch]))
+                worker.deadline = self._loop.call_later(
+                    self.settings.worker_timeout_seconds, self._overdue, worker, batch_id
+                )
 
     def _take(self) -> list[_Item]:
         """The next batch: this worker's share of what waits (an equal split over the ready workers, so
@@ -294,6 +300,7 @@ class Batcher:
         elif message[0] == "result":
             _, batch_id, results = message
             if worker.batch is not None and worker.batch[0] == batch_id:
+                worker.deadline.cancel()
                 for item, result in zip(worker.batch[1], results, strict=True):
                     if not item.future.done():
                         item.future.set_result(result)
@@ -301,8 +308,23 @@ class Batcher:
         self._changed.set()
         self._dispatch()
 
+    def _overdue(self, worker: _Worker, batch_id: int) -> None:
+        """The watchdog: a worker still on `batch_id` after WORKER_TIMEOUT_SECONDS is killed; its pipe
+        then closes and `_lost` retries the images."""
+        if worker.batch is not None and worker.batch[0] == batch_id and worker.process.is_alive():
+            log.error(
+                "inference worker %d has not answered a batch of %d image(s) in %g s "
+                "(WORKER_TIMEOUT_SECONDS): killing it",
+                worker.index,
+                len(worker.batch[1]),
+                self.settings.worker_timeout_seconds,
+            )
+            worker.process.kill()
+
     def _lost(self, worker: _Worker) -> None:
         """A worker died: give its images back to the queue, each alone, and start another."""
+        if worker.deadline is not None:
+            worker.deadline.cancel()
         if worker.writer is not None:
             worker.writer.close()
         worker.process.join(1)
@@ -311,7 +333,12 @@ class Batcher:
             for item in reversed(worker.batch[1]):
                 item.crashes += 1
                 if item.crashes >= 2:
-                    item.future.set_result(InvalidImage("this image ended an inference worker twice; not retried"))
+                    item.future.set_result(
+                        InvalidImage(
+                            "this image ended an inference worker twice (a crash, or no answer within "
+                            "WORKER_TIMEOUT_SECONDS); not retried"
+                        )
+                    )
                 else:
                     self._queue.appendleft(item)
         replacement = self._spawn(worker.index)

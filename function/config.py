@@ -83,6 +83,9 @@ class Settings:
     # Batching.
     batch_max_size: int = _setting(32, "most images in one forward pass (larger on a GPU: the chart sets 64)")
     queue_max_images: int = _setting(256, "images that may wait for a worker before 429")
+    worker_timeout_seconds: float = _setting(
+        60.0, "a batch not answered within this ends its worker (killed, replaced; its images retried alone)"
+    )
     # CloudEvents.
     cloudevent_reply: bool = _setting(True, "reply with an event (200) or answer 202 with no body")
     reply_type: str = _setting("dev.cifar10.classify.response", "type of reply events")
@@ -133,6 +136,7 @@ class Settings:
             "header_timeout_seconds",
             "body_timeout_seconds",
             "keepalive_timeout_seconds",
+            "worker_timeout_seconds",
             "batch_max_size",
             "queue_max_images",
             "top_k",

@@ -143,3 +143,23 @@ def test_a_worker_takes_its_share_of_the_queue_within_the_byte_budget() -> None:
     batcher._queue.clear()
     batcher._queue.extend(_Item(photo, None) for i in range(8))
     assert len(batcher._take()) == 3  # four would pass BATCH_ENCODED_BYTES
+
+
+def test_a_worker_that_stops_answering_is_killed_and_its_images_answered_by_another() -> None:
+    restarts: list[int] = []
+
+    async def scenario() -> None:
+        batcher = await started(
+            Batcher(settings(worker_timeout_seconds=2.0), 1, observe_restart=lambda: restarts.append(1))
+        )
+        hung = batcher._workers[0]
+        os.kill(hung.process.pid, signal.SIGSTOP)  # as a worker stuck in native code: alive, silent
+        began = time.monotonic()
+        results = await asyncio.wait_for(asyncio.gather(*batcher.submit([pixels(i) for i in range(4)])), 120)
+        assert time.monotonic() - began >= 2.0
+        assert all(isinstance(r, np.ndarray) and r.shape == (10,) for r in results)
+        assert not hung.process.is_alive() and batcher._workers[0] is not hung
+        await batcher.stop(30)
+
+    asyncio.run(scenario())
+    assert restarts == [1]
