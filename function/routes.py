@@ -6,6 +6,7 @@ path belongs to one protocol. Unknown paths share the metrics label `unmatched`.
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING
 
 from function.config import Settings
@@ -46,7 +47,13 @@ async def predict_root(request: Request, fn: "Function") -> Response:
 
 
 def table(settings: Settings) -> dict[str, Route]:
-    v1, v2 = f"/v1/models/{settings.model_name}", f"/v2/models/{settings.model_name}"
+    """The routes for these settings: built once per model name, shared by the app and `GET /`."""
+    return _table(settings.model_name)
+
+
+@cache
+def _table(model_name: str) -> dict[str, Route]:
+    v1, v2 = f"/v1/models/{model_name}", f"/v2/models/{model_name}"
     routes = [
         Route("/", {"GET": operations.service_info, "POST": predict_root}),
         Route("/predict", {"POST": tutorial.predict}),
