@@ -18,49 +18,76 @@ def _cpu(run: dict) -> str:
     return f"{cpu['process']} + {cpu['children']}" if cpu else ""
 
 
-def peers_table(result: dict) -> list[str]:
-    lines = [
-        "| server | concurrency | requests/s (x best peer) | p50 ms (x) | p99 ms (x) | errors "
-        "| CPU ms/request (process + children) | cold start s | peak MiB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+def _markdown(columns: list[str], rows: list[list[object]]) -> list[str]:
+    """A Markdown table: the header, its rule, and one line per row."""
+    return [
+        f"| {' | '.join(columns)} |",
+        f"| {' | '.join('---' for _ in columns)} |",
+        *(f"| {' | '.join(str(cell) for cell in row)} |" for row in rows),
     ]
+
+
+def peers_table(result: dict) -> list[str]:
+    columns = ["server", "concurrency", "requests/s (x best peer)", "p50 ms (x)", "p99 ms (x)", "errors"]
+    columns += ["CPU ms/request (process + children)", "cold start s", "peak MiB"]
+    rows = []
     for server in result["servers"]:
         for run in server["runs"]:
             x = run.get("x_best_peer", {})
-            lines.append(
-                f"| {server['name']} | {run['concurrency']} | {run['rps']:.1f}{_x(x.get('rps'))} "
-                f"| {run['p50_ms']}{_x(x.get('p50'))} | {run['p99_ms']}{_x(x.get('p99'))} | {run['errors']} "
-                f"| {_cpu(run)} | {server['cold_start_s']} | {server['peak_memory_mib']} |"
+            rows.append(
+                [
+                    server["name"],
+                    run["concurrency"],
+                    f"{run['rps']:.1f}{_x(x.get('rps'))}",
+                    f"{run['p50_ms']}{_x(x.get('p50'))}",
+                    f"{run['p99_ms']}{_x(x.get('p99'))}",
+                    run["errors"],
+                    _cpu(run),
+                    server["cold_start_s"],
+                    server["peak_memory_mib"],
+                ]
             )
-    return lines
+    return _markdown(columns, rows)
 
 
 def tutorial_table(result: dict) -> list[str]:
-    lines = [
-        "| server (multipart /predict) | concurrency | requests/s | p50 ms | p99 ms | errors | peak MiB |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+    columns = ["server (multipart /predict)", "concurrency", "requests/s", "p50 ms", "p99 ms", "errors", "peak MiB"]
+    rows = [
+        [
+            server["name"],
+            run["concurrency"],
+            f"{run['rps']:.1f}",
+            run["p50_ms"],
+            run["p99_ms"],
+            run["errors"],
+            server["peak_memory_mib"],
+        ]
+        for server in result["tutorial"]
+        for run in server["runs"]
     ]
-    for server in result["tutorial"]:
-        for run in server["runs"]:
-            lines.append(
-                f"| {server['name']} | {run['concurrency']} | {run['rps']:.1f} | {run['p50_ms']} | {run['p99_ms']} "
-                f"| {run['errors']} | {server['peak_memory_mib']} |"
-            )
-    return lines
+    return _markdown(columns, rows)
 
 
 def photos_table(result: dict) -> list[str]:
-    lines = [
-        "| photo | JPEG bytes | body | concurrency | requests/s | p50 ms | p99 ms | errors | naive limit/s | x naive |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    columns = ["photo", "JPEG bytes", "body", "concurrency", "requests/s", "p50 ms", "p99 ms", "errors"]
+    columns += ["naive limit/s", "x naive"]
+    rows = [
+        [
+            row["size"],
+            row["bytes"],
+            run["encoding"],
+            run["concurrency"],
+            f"{run['rps']:.1f}",
+            run["p50_ms"],
+            run["p99_ms"],
+            run["errors"],
+            row["naive_limit_rps"],
+            run["x_naive"],
+        ]
+        for row in result["photos"]
+        for run in row["runs"]
     ]
-    for row in result["photos"]:
-        for run in row["runs"]:
-            lines.append(
-                f"| {row['size']} | {row['bytes']} | {run['encoding']} | {run['concurrency']} | {run['rps']:.1f} "
-                f"| {run['p50_ms']} | {run['p99_ms']} | {run['errors']} | {row['naive_limit_rps']} | {run['x_naive']} |"
-            )
-    return lines
+    return _markdown(columns, rows)
 
 
 def balance_lines(result: dict) -> list[str]:
@@ -97,14 +124,16 @@ def profile_lines(result: dict) -> list[str]:
         f"{round(worker['cpu_ms_per_request'] - work['decode'] - work['forward'], 3)}); by module and function, "
         "ms per request:",
         "",
-        "| process | top modules | top functions (self; [native leaf]) |",
-        "| --- | --- | --- |",
     ]
-    for role, summary in (("front", front), ("worker 0", worker)):
-        modules = "<br>".join(f"{name} {ms}" for name, ms in summary["modules"])
-        functions = "<br>".join(f"`{name}` {ms}" for name, ms in summary["functions"])
-        lines.append(f"| {role} | {modules} | {functions} |")
-    return lines
+    rows = [
+        [
+            role,
+            "<br>".join(f"{name} {ms}" for name, ms in summary["modules"]),
+            "<br>".join(f"`{name}` {ms}" for name, ms in summary["functions"]),
+        ]
+        for role, summary in (("front", front), ("worker 0", worker))
+    ]
+    return lines + _markdown(["process", "top modules", "top functions (self; [native leaf])"], rows)
 
 
 def tables(result: dict) -> str:
@@ -129,11 +158,9 @@ def tables(result: dict) -> str:
         f"{result['machine']['cpus']} CPUs, {result['machine']['processor']}, load average at start "
         f"{result['machine']['load_average_at_start'][0]:.2f}, {result['date']}, {result['duration_s']} s in all",
         "",
-        "| target | value | met |",
-        "| --- | --- | --- |",
     ]
-    lines += [f"| {name} | {t['value']} | {'yes' if t['met'] else 'no'} |" for name, t in result["targets"].items()]
-    return "\n".join(lines)
+    targets = [[name, t["value"], "yes" if t["met"] else "no"] for name, t in result["targets"].items()]
+    return "\n".join(lines + _markdown(["target", "value", "met"], targets))
 
 
 def chart(result: dict, path: Path) -> None:
