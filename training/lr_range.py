@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from training.data import load, stratified_split
 from training.plots import plot_lr_range
-from training.train import add_model_options, build, make_batch
+from training.train import add_model_options, build, make_batch, use_every_core
 
 SMOOTHING = 0.9  # exponential moving average of the loss, debiased, as in fast.ai's range test
 DIVERGED = 4.0  # stop once the smoothed loss is this many times its best
@@ -81,4 +81,5 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    use_every_core()
     main()
