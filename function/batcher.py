@@ -68,6 +68,7 @@ class _Worker:
     load_requested: bool = False
     opening: asyncio.Task | None = None
     deadline: asyncio.TimerHandle | None = None  # the watchdog of the batch in progress
+    stopping: bool = False  # sent ("stop",): its pipe closing is expected
 
     def send(self, message: tuple) -> None:
         """Write one message (see `inference_worker.receive`) without blocking the event loop.
@@ -113,7 +114,7 @@ class _FromWorker(asyncio.Protocol):
             self.batcher._receive(self.worker, message)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self.batcher._stopping:
+        if not self.worker.stopping:
             self.batcher._lost(self.worker)
 
 
@@ -167,6 +168,7 @@ class Batcher:
         while (self._queue or any(w.batch for w in self._workers)) and time.monotonic() < deadline:
             await self._wait_change(deadline - time.monotonic())
         for worker in self._workers:
+            worker.stopping = True
             worker.send(("stop",))
         for worker in self._workers:
             await asyncio.to_thread(worker.process.join, max(0.1, deadline - time.monotonic()))
@@ -258,11 +260,13 @@ class Batcher:
         worker.pending.clear()
 
     def _dispatch(self) -> None:
+        ready = sum(w.state.state == "ready" for w in self._workers)
+        share = -(-len(self._queue) // max(1, ready))  # fixed for this pass: an equal split
         for worker in self._workers:
             if not self._queue:
                 return
             if worker.batch is None and worker.state.state == "ready":
-                batch = self._take()
+                batch = self._take(share)
                 batch_id = next(self._ids)
                 worker.batch = (batch_id, batch)
                 if self.observe_batch:
@@ -272,12 +276,11 @@ class Batcher:
                     self.settings.worker_timeout_seconds, self._overdue, worker, batch_id
                 )
 
-    def _take(self) -> list[_Item]:
+    def _take(self, share: int) -> list[_Item]:
         """The next batch: this worker's share of what waits (an equal split over the ready workers, so
         one worker never takes everything while another is about to go idle), within batch_max_size and
         BATCH_ENCODED_BYTES; an image that crashed a worker goes alone."""
-        ready = sum(w.state.state == "ready" for w in self._workers)
-        share = min(self.settings.batch_max_size, -(-len(self._queue) // max(1, ready)))
+        share = min(self.settings.batch_max_size, share)
         first = self._queue.popleft()
         batch, size, solo = [first], first.size, first.crashes > 0
         while self._queue and not solo and len(batch) < share:
@@ -345,7 +348,9 @@ class Batcher:
         if self.observe_restart:
             self.observe_restart()
         self._workers[self._workers.index(worker)] = replacement
-        if self.settings.load_mode == "first-request" and any(w.state.state == "ready" for w in self._workers):
+        if self.settings.load_mode == "first-request" and (
+            worker.state.state == "ready" or any(w.state.state == "ready" for w in self._workers)
+        ):
             replacement.load_requested = True
             replacement.send(("load",))
         if self.observe_states:

@@ -129,20 +129,27 @@ def test_megabytes_of_images_reach_the_workers_intact() -> None:
     asyncio.run(scenario())
 
 
-def test_a_worker_takes_its_share_of_the_queue_within_the_byte_budget() -> None:
-    """With two ready workers the first idle one takes half of what waits; photos over the byte budget part."""
+def test_idle_workers_split_what_waits_equally_within_the_byte_budget() -> None:
+    """Two idle workers and 9 images: batches of 5 and 4, none left waiting; photos part at the budget."""
     from function.batcher import BATCH_ENCODED_BYTES, _Item, _Worker
     from function.inference_worker import WorkerState
 
-    batcher = Batcher(settings(batch_max_size=32), 2)
-    batcher._workers = [_Worker(i, None, state=WorkerState("ready", "cpu")) for i in range(2)]
-    batcher._queue.extend(_Item(pixels(i), None) for i in range(9))
-    assert len(batcher._take()) == 5  # ceil(9 / 2)
-    assert len(batcher._take()) == 2  # ceil(4 / 2)
-    photo = b"\xff" * (BATCH_ENCODED_BYTES // 3)
-    batcher._queue.clear()
-    batcher._queue.extend(_Item(photo, None) for i in range(8))
-    assert len(batcher._take()) == 3  # four would pass BATCH_ENCODED_BYTES
+    async def scenario() -> list[int]:
+        sizes: list[int] = []
+        batcher = Batcher(settings(batch_max_size=32), 2, observe_batch=lambda n, w, q: sizes.append(n))
+        batcher._loop = asyncio.get_running_loop()
+        batcher._workers = [_Worker(i, None, state=WorkerState("ready", "cpu")) for i in range(2)]
+        batcher._queue.extend(_Item(pixels(i), None) for i in range(9))
+        batcher._dispatch()  # the workers have no process: the batches wait in their pending frames
+        assert not batcher._queue
+        photo = b"\xff" * (BATCH_ENCODED_BYTES // 3)
+        batcher._queue.extend(_Item(photo, None) for i in range(8))
+        assert len(batcher._take(8)) == 3  # four would pass BATCH_ENCODED_BYTES
+        for worker in batcher._workers:
+            worker.deadline.cancel()
+        return sizes
+
+    assert asyncio.run(scenario()) == [5, 4]
 
 
 def test_a_worker_that_stops_answering_is_killed_and_its_images_answered_by_another() -> None:
@@ -163,3 +170,29 @@ def test_a_worker_that_stops_answering_is_killed_and_its_images_answered_by_anot
 
     asyncio.run(scenario())
     assert restarts == [1]
+
+
+def test_a_worker_stopped_while_the_server_drains_is_replaced_and_its_images_answered() -> None:
+    async def scenario() -> None:
+        batcher = await started(Batcher(settings(worker_timeout_seconds=2.0), 1))
+        os.kill(batcher._workers[0].process.pid, signal.SIGSTOP)
+        futures = batcher.submit([pixels(1)])
+        began = time.monotonic()
+        await batcher.stop(30)  # SIGTERM while the batch is out: the drain waits for the retry
+        assert time.monotonic() - began < 30
+        assert isinstance(futures[0].result(), np.ndarray)
+
+    asyncio.run(scenario())
+
+
+def test_in_first_request_mode_the_replacement_of_a_lost_worker_loads() -> None:
+    async def scenario() -> None:
+        batcher = Batcher(settings(worker_timeout_seconds=2.0, load_mode="first-request"), 1)
+        batcher.start()
+        await batcher.classify([pixels(0)])  # loads the only worker
+        os.kill(batcher._workers[0].process.pid, signal.SIGSTOP)
+        results = await asyncio.wait_for(asyncio.gather(*batcher.submit([pixels(1)])), 120)
+        assert isinstance(results[0], np.ndarray)
+        await batcher.stop(30)
+
+    asyncio.run(scenario())
