@@ -46,7 +46,7 @@ else ifneq ($(VENV_ID),$(PYTHON_ID))
 VENV_STALE := yes
 endif
 
-.PHONY: check-python venv install install-dev run serve test lint train train-keep train-resume lr-range evaluate helm template image push deploy clean gpu-smoke fuzz bench soak \
+.PHONY: check-python venv install install-dev run serve test lint train ship train-keep train-resume lr-range evaluate helm template image push deploy clean gpu-smoke fuzz bench soak \
 	image-tools image-base image-offline image-offline-cpu image-offline-gpu image-test image-test-cpu image-test-gpu
 
 # Stops at once, saying how to get Python 3.11, when the interpreter found or named is not 3.11.
@@ -134,6 +134,11 @@ $(TOOLS)/helm: | $(VENV)/pyvenv.cfg
 # The recipe of the shipped weights is train.py's defaults; rerunning resumes from the last epoch.
 train: install-dev
 	$(BIN)/python -m training.train --data $(DATA) --out $(RUN)
+	$(MAKE) --no-print-directory ship RUN=$(RUN)
+
+# A finished run's weights, model card, curves and confusion matrix become the shipped ones.
+ship:
+	test -f $(RUN)/cifar_resnet20_v1.json || (echo "$(RUN) has no finished run (no model card)" >&2; exit 1)
 	cp $(RUN)/cifar_resnet20_v1.params $(RUN)/cifar_resnet20_v1.json function/weights/
 	cp $(RUN)/history.png function/weights/cifar_resnet20_v1-history.png
 	cp $(RUN)/history.json function/weights/cifar_resnet20_v1-history.json
