@@ -330,7 +330,9 @@ class Batcher:
             worker.deadline.cancel()
         if worker.writer is not None:
             worker.writer.close()
-        worker.process.join(1)
+        if worker.process.is_alive():  # its pipe is gone, so it can no longer be told anything
+            worker.process.kill()
+        worker.process.join(1)  # a dead process is reaped at once: the event loop does not wait
         log.error("inference worker %d died (exit code %s)", worker.index, worker.process.exitcode)
         if worker.batch is not None:
             for item in reversed(worker.batch[1]):
