@@ -18,6 +18,15 @@ def _cpu(run: dict) -> str:
     return f"{cpu['process']} + {cpu['children']}" if cpu else ""
 
 
+def _load_cells(run: dict) -> list[object]:
+    """What wrk measured in one run: requests/s, p50 and p99 in ms, errors."""
+    return [f"{run['rps']:.1f}", run["p50_ms"], run["p99_ms"], run["errors"]]
+
+
+def _naive_cells(row: dict, run: dict) -> list[object]:
+    return [row["naive_limit_rps"], run["x_naive"]]
+
+
 def _markdown(columns: list[str], rows: list[list[object]]) -> list[str]:
     """A Markdown table: the header, its rule, and one line per row."""
     return [
@@ -53,15 +62,7 @@ def peers_table(result: dict) -> list[str]:
 def tutorial_table(result: dict) -> list[str]:
     columns = ["server (multipart /predict)", "concurrency", "requests/s", "p50 ms", "p99 ms", "errors", "peak MiB"]
     rows = [
-        [
-            server["name"],
-            run["concurrency"],
-            f"{run['rps']:.1f}",
-            run["p50_ms"],
-            run["p99_ms"],
-            run["errors"],
-            server["peak_memory_mib"],
-        ]
+        [server["name"], run["concurrency"], *_load_cells(run), server["peak_memory_mib"]]
         for server in result["tutorial"]
         for run in server["runs"]
     ]
@@ -72,18 +73,7 @@ def photos_table(result: dict) -> list[str]:
     columns = ["photo", "JPEG bytes", "body", "concurrency", "requests/s", "p50 ms", "p99 ms", "errors"]
     columns += ["naive limit/s", "x naive"]
     rows = [
-        [
-            row["size"],
-            row["bytes"],
-            run["encoding"],
-            run["concurrency"],
-            f"{run['rps']:.1f}",
-            run["p50_ms"],
-            run["p99_ms"],
-            run["errors"],
-            row["naive_limit_rps"],
-            run["x_naive"],
-        ]
+        [row["size"], row["bytes"], run["encoding"], run["concurrency"], *_load_cells(run), *_naive_cells(row, run)]
         for row in result["photos"]
         for run in row["runs"]
     ]
