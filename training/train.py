@@ -61,7 +61,7 @@ def learning_rate(step: int, total: int, peak: float, warmup: float, final_ratio
 def use_every_core() -> None:
     """Before MXNet is imported (command line only): one OpenMP thread per CPU this process may use,
     and the synchronous engine. MXNet otherwise starts one OpenMP thread here (it takes half the CPUs
-    for hyperthreads); on this project's 2-core machine that trained at 347 images/s against 602.
+    for hyperthreads), which left one of this project's two cores idle.
     Values already in the environment win (the resumption test pins one thread for bit-exactness)."""
     os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))
     os.environ.setdefault("MXNET_ENGINE_TYPE", "NaiveEngine")
