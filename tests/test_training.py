@@ -102,6 +102,20 @@ def test_augment_keeps_shape_and_pixels() -> None:
     assert not np.array_equal(out, images)
 
 
+def test_mixup_blends_each_input_and_its_target_with_another_by_one_weight() -> None:
+    images = np.random.default_rng(0).integers(0, 255, (8, 32, 32, 3), dtype=np.uint8)
+    labels, idx = np.arange(8) % len(CLASSES), np.arange(8)
+    plain_x, plain_t = (a.asnumpy() for a in train.make_batch(images, labels, idx, np.random.default_rng(3), 0.1))
+    x, t = (a.asnumpy() for a in train.make_batch(images, labels, idx, np.random.default_rng(3), 0.1, mixup=1.0))
+    rng = np.random.default_rng(3)
+    train.augment(images, rng)  # the same crops and flips, then mixup's draws
+    weight, partner = rng.beta(1.0, 1.0), rng.permutation(8)
+    assert 0 < weight < 1 and not np.array_equal(partner, np.arange(8))
+    assert np.allclose(x, weight * plain_x + (1 - weight) * plain_x[partner], atol=1e-5)
+    assert np.allclose(t, weight * plain_t + (1 - weight) * plain_t[partner], atol=1e-6)
+    assert np.allclose(t.sum(axis=1), 1)
+
+
 def test_learning_rate_warms_up_then_anneals() -> None:
     rates = [train.learning_rate(s, 100, 0.4, 0.2, 0.0) for s in range(100)]
     assert rates[0] == pytest.approx(0.04)
@@ -262,7 +276,7 @@ def test_a_run_resumed_from_its_kept_checkpoint_matches_an_uninterrupted_one(tmp
     tree = make_tree(tmp_path / "data", per_class=6)
     data = ["--data", str(tree)]
     recipe = ["--epochs", "2", "--batch-size", "8", "--val-per-class", "2", "--lr", "0.05"]
-    init = ["--zero-init-residual", "--output-init-scale", "0.1"]
+    init = ["--zero-init-residual", "--output-init-scale", "0.1", "--mixup", "1.0", "--mixup-off-epochs", "1"]
     levers = [*init, "--ema-decay", "0.8"]
     run_module("training.train", *data, *recipe, *levers, "--out", str(tmp_path / "whole"))
     run_module("training.train", *data, *recipe, *init, "--out", str(tmp_path / "no-ema"))

@@ -153,14 +153,23 @@ class WeightAverage:
             param.set_data(weights)
 
 
-def make_batch(images: np.ndarray, labels: np.ndarray, idx: np.ndarray, rng: np.random.Generator, smooth: float):
-    """Augmented, normalized inputs and label-smoothed one-hot targets of one batch, as NDArrays."""
+def make_batch(
+    images: np.ndarray, labels: np.ndarray, idx: np.ndarray, rng: np.random.Generator, smooth: float, mixup: float = 0.0
+):
+    """Augmented, normalized inputs and label-smoothed one-hot targets of one batch, as NDArrays.
+
+    With `mixup` > 0, each input and its target are blended with those of another image of the
+    batch, by one weight drawn from Beta(mixup, mixup) (Zhang et al., as gluoncv's mixup recipe)."""
     import mxnet as mx
 
-    x = mx.nd.array(normalize(augment(images[idx], rng)))
+    x = normalize(augment(images[idx], rng))
     target = np.full((len(idx), len(CLASSES)), smooth / len(CLASSES), dtype=np.float32)
     target[np.arange(len(idx)), labels[idx]] += 1 - smooth
-    return x, mx.nd.array(target)
+    if mixup > 0:
+        weight, partner = np.float32(rng.beta(mixup, mixup)), rng.permutation(len(idx))
+        x = weight * x + (1 - weight) * x[partner]
+        target = weight * target + (1 - weight) * target[partner]
+    return mx.nd.array(x), mx.nd.array(target)
 
 
 def train_epoch(
@@ -178,7 +187,8 @@ def train_epoch(
     bar = tqdm(range(batches), desc=f"epoch {epoch}", unit="batch", mininterval=5, leave=False)
     for b in bar:
         idx = order[b * args.batch_size : (b + 1) * args.batch_size]
-        x, target = make_batch(images, labels, idx, rng, args.label_smoothing)
+        mixup = args.mixup if epoch <= args.epochs - args.mixup_off_epochs else 0.0
+        x, target = make_batch(images, labels, idx, rng, args.label_smoothing, mixup)
         trainer.set_learning_rate(learning_rate(step, total, args.lr, args.warmup, args.final_lr_ratio))
         with autograd.record():
             out = net(x)
@@ -218,6 +228,10 @@ def make_parser() -> argparse.ArgumentParser:
         help="keep an exponential moving average of the weights with this per-step decay (e.g. 0.999) and ship it; "
         "0: off",
     )
+    parser.add_argument(
+        "--mixup", type=float, default=0.0, help="Beta(a, a) of mixup's blending weight (e.g. 1.0); 0: no mixup"
+    )
+    parser.add_argument("--mixup-off-epochs", type=int, default=0, help="the last N epochs train on unblended images")
     parser.add_argument("--val-per-class", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=Path(".cache/data"), help="decoded-array cache")
@@ -330,7 +344,12 @@ def finish(net, args: argparse.Namespace, dataset, history: list[dict], val_x, v
             "weight_decay": args.wd,
             "weight_decay_on_bn_and_bias": False,
             "label_smoothing": args.label_smoothing,
-            "augmentation": f"random crop with {PAD}-pixel reflect padding, horizontal flip",
+            "augmentation": f"random crop with {PAD}-pixel reflect padding, horizontal flip"
+            + (
+                f", mixup Beta({args.mixup}, {args.mixup}) but the last {args.mixup_off_epochs} epochs"
+                if args.mixup
+                else ""
+            ),
             "init": "Xavier gaussian, out, magnitude 2"
             + (", each residual block's last batch-norm gamma 0" if args.zero_init_residual else "")
             + (f", output layer scaled by {args.output_init_scale}" if args.output_init_scale != 1.0 else ""),
