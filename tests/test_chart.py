@@ -193,6 +193,12 @@ def test_flip_average_can_be_turned_off() -> None:
     assert env("--set", "function.flipAverage=false")["FLIP_AVERAGE"] == "false"
 
 
+def test_idle_connections_outlive_queue_proxys_so_it_closes_them_first() -> None:
+    """queue-proxy's transport (knative.dev/pkg/network, a clone of Go's DefaultTransport) drops idle
+    connections after 90 s; a function closing them sooner races queue-proxy's next request."""
+    assert float(env()["KEEPALIVE_TIMEOUT_SECONDS"]) > 90
+
+
 def test_gpu_mps_is_passed_to_the_function() -> None:
     assert env("--set", "gpu.mps=true")["GPU_MPS"] == "true"
 
