@@ -184,10 +184,10 @@ def train_epoch(
     batches = len(order) // args.batch_size  # the ragged tail is dropped
     loss_fn = mx.gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=False)
     loss_sum, correct, seen, pending = 0.0, 0, 0, None
+    mixup = args.mixup if epoch <= args.epochs - args.mixup_off_epochs else 0.0
     bar = tqdm(range(batches), desc=f"epoch {epoch}", unit="batch", mininterval=5, leave=False)
     for b in bar:
         idx = order[b * args.batch_size : (b + 1) * args.batch_size]
-        mixup = args.mixup if epoch <= args.epochs - args.mixup_off_epochs else 0.0
         x, target = make_batch(images, labels, idx, rng, args.label_smoothing, mixup)
         trainer.set_learning_rate(learning_rate(step, total, args.lr, args.warmup, args.final_lr_ratio))
         with autograd.record():
