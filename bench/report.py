@@ -126,6 +126,18 @@ def profile_lines(result: dict) -> list[str]:
     return lines + _markdown(["process", "top modules", "top functions (self; [native leaf])"], rows)
 
 
+def latency_lines(result: dict) -> list[str]:
+    """Each c=1 p50 of ours against the in-process decode + forward measured just before and after it."""
+    parts = [
+        f"{server['name']} p50 {run['p50_ms']} ms against {run['request_ms_around'][0]} and "
+        f"{run['request_ms_around'][1]} ms ({run['x_request_ms']}x)"
+        for server in result["servers"]
+        for run in server["runs"]
+        if "request_ms_around" in run
+    ]
+    return [f"At c=1, against the in-process decode + forward measured around the run: {'; '.join(parts)}."]
+
+
 def tables(result: dict) -> str:
     request = result["request_ms"]
     lines = [
@@ -133,6 +145,8 @@ def tables(result: dict) -> str:
         f"base64) to {result['request']['path']}; {result['seconds_per_point']} s per point.",
         "",
         *peers_table(result),
+        "",
+        *latency_lines(result),
         "",
         *tutorial_table(result),
         "",
@@ -144,7 +158,8 @@ def tables(result: dict) -> str:
         "",
         f"import mxnet+gluoncv: {result['import_seconds']} s; forward limit (batch 32, flip-averaged): "
         f"{result['forward_limit_images_per_s']} images/s; decode + forward of one image in-process: "
-        f"{request['flip_averaged']} ms flip-averaged, {request['single_view']} ms single view; "
+        f"{request['flip_averaged']} ms flip-averaged, {request['single_view']} ms single view "
+        f"({request['single_view_after_1ms_sleep']} ms when each follows 1 ms asleep); "
         f"{result['machine']['cpus']} CPUs, {result['machine']['processor']}, load average at start "
         f"{result['machine']['load_average_at_start'][0]:.2f}, {result['date']}, {result['duration_s']} s in all",
         "",

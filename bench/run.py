@@ -84,6 +84,7 @@ holder.wait(60)
 data = Path(sys.argv[2]).read_bytes()
 times, start = [], time.perf_counter()
 while time.perf_counter() - start < float(sys.argv[1]) or len(times) < 50:
+    time.sleep(float(sys.argv[3]))
     t = time.perf_counter()
     holder.forward(decode(data, settings.max_image_pixels)[None])
     times.append(time.perf_counter() - t)
@@ -113,10 +114,11 @@ def forward_limit(seconds: float, server_env: dict[str, str]) -> float:
     return snippet(FORWARD_SNIPPET, env, str(seconds))
 
 
-def request_ms(seconds: float, server_env: dict[str, str], flip_average: bool) -> float:
-    """Median in-process milliseconds of decode plus forward for the request's image, one thread."""
+def request_ms(seconds: float, server_env: dict[str, str], flip_average: bool, pause: float = 0.0) -> float:
+    """Median in-process milliseconds of decode plus forward for the request's image, one thread,
+    back to back or each after `pause` seconds of sleep (as a server's worker sleeps between requests)."""
     env = {**os.environ, **server_env, "OMP_NUM_THREADS": "1", "FLIP_AVERAGE": str(flip_average).lower()}
-    return snippet(REQUEST_SNIPPET, env, str(seconds), str(IMAGE))
+    return snippet(REQUEST_SNIPPET, env, str(seconds), str(IMAGE), str(pause))
 
 
 def measured(server: Server, body: Body, connections: int, seconds: int, label: str) -> dict:
@@ -135,6 +137,27 @@ def measured(server: Server, body: Body, connections: int, seconds: int, label: 
         flush=True,
     )
     return run
+
+
+def measured_at_one(server: Server, body: Body, seconds: int, label: str, env: dict[str, str]) -> dict:
+    """Concurrency 1, with the in-process decode + forward (the server's FLIP_AVERAGE) measured just
+    before and just after it: this VM's speed drifts (its in-process figure moved from 1.23 to 1.66 ms
+    within ten minutes), so the p50 is compared with the reference taken around it, not minutes apart."""
+    flip_average = env.get("FLIP_AVERAGE", "true") == "true"
+    before = request_ms(2.0, env, flip_average)
+    run = measured(server, body, 1, seconds, label)
+    after = request_ms(2.0, env, flip_average)
+    run["request_ms_around"] = [round(before, 3), round(after, 3)]
+    run["x_request_ms"] = round(2 * run["p50_ms"] / (before + after), 2)
+    print(f"{'':34} in-process decode + forward around it: {before:.3f} and {after:.3f} ms", flush=True)
+    return run
+
+
+def runs_at(server: Server, body: Body, seconds: int, label: str, env: dict[str, str]) -> list[dict]:
+    """One run per CONCURRENCY, the first (1) with its in-process reference."""
+    return [measured_at_one(server, body, seconds, label, env)] + [
+        measured(server, body, c, seconds, label) for c in CONCURRENCY[1:]
+    ]
 
 
 def started(name: str, command: list[str], env: dict[str, str], port: int, probe: Body, **kwargs) -> Server:
@@ -167,7 +190,7 @@ def shipped_function(args, server_env: dict[str, str], bodies: dict[str, Body]) 
     server = started("function", function_command(), function_env(server_env, port), port, bodies["v1"])
     label = "function (flip-averaged)"
     try:
-        peer_runs = [measured(server, bodies["v1"], c, args.seconds, label) for c in CONCURRENCY]
+        peer_runs = runs_at(server, bodies["v1"], args.seconds, label, server_env)
         balance = [peer_runs[-1]] + [
             measured(server, bodies["v1"], 32, args.seconds, label + " again") for _ in range(BALANCE_RUNS - 1)
         ]
@@ -237,7 +260,7 @@ def function_variant(args, server_env: dict[str, str], body: Body, label: str, *
     env = function_env(server_env, port, **overrides)
     server = started(re.sub(r"\W+", "-", label).strip("-"), function_command(), env, port, body)
     try:
-        runs = [measured(server, body, c, args.seconds, label) for c in CONCURRENCY]
+        runs = runs_at(server, body, args.seconds, label, env)
         return summary(label, server, runs, config=env)
     finally:
         server.stop()
@@ -290,11 +313,12 @@ def photo_section(seconds: float, photo_runs: dict[str, list[dict]], files: dict
     return rows
 
 
-def budget(run: dict, request_ms: float) -> dict:
+def budget(run: dict) -> dict:
     """The p50 at concurrency 1 (without the profiler) against what the processes spent per request
     (means, from /proc): decode plus forward in-process, the workers' CPU above it, the front's CPU,
     and the rest, which is waiting (wake-ups, hand-offs, loopback, wrk itself)."""
     cpu = run["cpu_ms_per_request"]
+    request_ms = round(statistics.mean(run["request_ms_around"]), 3)
     return {
         "p50_ms": run["p50_ms"],
         "decode_forward_ms": request_ms,
@@ -337,12 +361,8 @@ def targets(result: dict) -> dict[str, tuple[object, bool]]:
             all(shipped[c]["x_best_peer"]["rps"] >= 1.0 for c in (8, 32)),
         ),
         "p50 at c=1 <= 1.3x in-process decode + forward (flip-averaged, single view)": (
-            [
-                round(shipped[1]["p50_ms"] / result["request_ms"]["flip_averaged"], 2),
-                round(single[1]["p50_ms"] / result["request_ms"]["single_view"], 2),
-            ],
-            shipped[1]["p50_ms"] <= 1.3 * result["request_ms"]["flip_averaged"]
-            and single[1]["p50_ms"] <= 1.3 * result["request_ms"]["single_view"],
+            [shipped[1]["x_request_ms"], single[1]["x_request_ms"]],
+            shipped[1]["x_request_ms"] <= 1.3 and single[1]["x_request_ms"] <= 1.3,
         ),
         "p99 at c=8 < 30 ms": (shipped[8]["p99_ms"], (shipped[8]["p99_ms"] or 1e9) < 30),
         "4032x3024 raw at c=8 >= 3x the naive limit": (
@@ -407,11 +427,12 @@ def main(argv: list[str] | None = None) -> dict:
     request = {
         "flip_averaged": round(request_ms(2.0, server_env, True), 3),
         "single_view": round(request_ms(2.0, server_env, False), 3),
+        "single_view_after_1ms_sleep": round(request_ms(2.0, server_env, False, pause=0.001), 3),
     }
     print(
         f"import mxnet+gluoncv: {imports:.2f} s; forward limit (batch 32): {limit:.0f} images/s; "
         f"decode + forward of one image in-process: {request['flip_averaged']} ms flip-averaged, "
-        f"{request['single_view']} ms single view",
+        f"{request['single_view']} ms single view, {request['single_view_after_1ms_sleep']} ms each after 1 ms asleep",
         flush=True,
     )
     shipped = shipped_function(args, server_env, bodies)
@@ -455,7 +476,7 @@ def main(argv: list[str] | None = None) -> dict:
             "spread": round(max(balance) / min(balance) - 1, 3),
             "queue_proxy": pooled,
         },
-        "profile": {**shipped["profile"], "budget": budget(ours[0]["runs"][0], request["flip_averaged"])},
+        "profile": {**shipped["profile"], "budget": budget(ours[0]["runs"][0])},
         "duration_s": round(time.perf_counter() - began),
     }
     result["targets"] = {k: {"value": v, "met": met} for k, (v, met) in targets(result).items()}

@@ -194,7 +194,8 @@ class Batcher:
         """Per payload, probabilities; the first image's error (by position) is raised."""
         await self._wait_for_model()
         futures = self.submit(payloads)
-        results = await asyncio.gather(*futures)
+        # One image (the usual request) awaits its future: gather would add a hop through the loop.
+        results = [await futures[0]] if len(futures) == 1 else await asyncio.gather(*futures)
         for position, result in enumerate(results):
             if isinstance(result, HTTPError):
                 raise result.prefixed(f"image {position}: ") if len(results) > 1 else result
