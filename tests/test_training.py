@@ -13,11 +13,13 @@ import pytest
 from PIL import Image
 
 from function.cifar10 import CLASSES
+from function.inference import probabilities
 from training import checkpoint, evaluate, train
 from training.data import DataError, load, stratified_split
 from training.evaluate import scores
 
 ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "function" / "weights" / "cifar_resnet20_v1.params"  # a real teacher
 # MXNet's threaded engine and OpenMP reductions make CPU training differ in the last bits from run to
 # run; its synchronous engine on one thread is bit-reproducible, which the resumption test needs.
 DETERMINISTIC = {"MXNET_ENGINE_TYPE": "NaiveEngine", "OMP_NUM_THREADS": "1"}
@@ -116,6 +118,29 @@ def test_mixup_blends_each_input_and_its_target_with_another_by_one_weight() -> 
     assert np.allclose(t.sum(axis=1), 1)
 
 
+def test_distillation_blends_each_smoothed_label_with_its_images_soft_target_before_mixup() -> None:
+    images = np.random.default_rng(0).integers(0, 255, (8, 32, 32, 3), dtype=np.uint8)
+    labels, idx = np.arange(8) % len(CLASSES), np.array([5, 2, 7, 0, 1, 3, 6, 4])
+    soft = np.random.default_rng(1).dirichlet(np.ones(len(CLASSES)), 8).astype(np.float32)
+    _, plain = (a.asnumpy() for a in train.make_batch(images, labels, idx, np.random.default_rng(3), 0.1))
+    _, t = (a.asnumpy() for a in train.make_batch(images, labels, idx, np.random.default_rng(3), 0.1, 0.0, soft, 0.3))
+    assert np.allclose(t, 0.7 * plain + 0.3 * soft[idx], atol=1e-6)
+    _, mixed = (
+        a.asnumpy() for a in train.make_batch(images, labels, idx, np.random.default_rng(3), 0.1, 1.0, soft, 0.3)
+    )
+    rng = np.random.default_rng(3)
+    train.augment(images[idx], rng)
+    weight, partner = rng.beta(1.0, 1.0), rng.permutation(8)
+    assert np.allclose(mixed, weight * t + (1 - weight) * t[partner], atol=1e-6)
+
+
+def test_teachers_give_their_mean_flip_averaged_probabilities() -> None:
+    images = np.random.default_rng(0).integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
+    soft = train.teacher_probabilities([str(SHIPPED), str(SHIPPED)], images)
+    alone = probabilities(evaluate.load_network(SHIPPED), images)
+    assert soft.shape == (6, len(CLASSES)) and np.allclose(soft, alone, atol=1e-6)
+
+
 def test_learning_rate_warms_up_then_anneals() -> None:
     rates = [train.learning_rate(s, 100, 0.4, 0.2, 0.0) for s in range(100)]
     assert rates[0] == pytest.approx(0.04)
@@ -186,6 +211,14 @@ def test_a_run_folder_refuses_another_recipe_or_other_data(tmp_path: Path, capsy
     with pytest.raises(SystemExit):
         train.main(["--data", str(other), *args])
     assert "data with sha256" in capsys.readouterr().err
+    teacher, taught = tmp_path / "teacher.params", tmp_path / "taught"
+    teacher.write_bytes(SHIPPED.read_bytes())
+    taught_args = [*args[2:], "--out", str(taught), "--teacher", str(teacher)]
+    train.main(["--data", str(first), *taught_args])
+    teacher.write_bytes(SHIPPED.read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(SystemExit):
+        train.main(["--data", str(first), "--out", str(taught)])
+    assert f"teacher {teacher} has changed since the run began" in capsys.readouterr().err
     assert [row["epoch"] for row in json.loads((out / "history.json").read_text())] == [1]
 
 
@@ -277,6 +310,7 @@ def test_a_run_resumed_from_its_kept_checkpoint_matches_an_uninterrupted_one(tmp
     data = ["--data", str(tree)]
     recipe = ["--epochs", "2", "--batch-size", "8", "--val-per-class", "2", "--lr", "0.05"]
     init = ["--zero-init-residual", "--output-init-scale", "0.1", "--mixup", "1.0", "--mixup-off-epochs", "1"]
+    init += ["--teacher", str(SHIPPED), "--distill", "0.4"]
     levers = [*init, "--ema-decay", "0.8"]
     run_module("training.train", *data, *recipe, *levers, "--out", str(tmp_path / "whole"))
     run_module("training.train", *data, *recipe, *init, "--out", str(tmp_path / "no-ema"))
@@ -311,6 +345,7 @@ def test_a_run_resumed_from_its_kept_checkpoint_matches_an_uninterrupted_one(tmp
     assert any(not np.array_equal(shipped[key].asnumpy(), live[key].asnumpy()) for key in live)
     card = json.loads((kept / "cifar_resnet20_v1.json").read_text())
     assert card["recipe"]["weights"].startswith("exponential moving average, decay 0.8")
+    assert f"{SHIPPED} (sha256 {train.sha256_of(str(SHIPPED))})" in card["recipe"]["distillation"]
     assert card["live_weights"]["validation_accuracy_single_view"] == rows(kept)[-1]["validation_accuracy"]
     live_flip = evaluate.main([*data, "--params", str(kept / "epoch-002.params"), "--val-per-class", "2"])["accuracy"]
     assert card["live_weights"]["validation_accuracy"] == pytest.approx(live_flip, abs=1e-4)

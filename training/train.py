@@ -12,6 +12,7 @@ model card. The history's per-epoch validation accuracies are single-view; the c
 """
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -26,9 +27,10 @@ from tqdm import tqdm
 
 from function.cifar10 import CLASSES, INPUT_SIZE, MEAN, NETWORK, STD
 from function.imaging import normalize
+from function.inference import probabilities
 from training import checkpoint
 from training.data import load, stratified_split
-from training.evaluate import predict, scores
+from training.evaluate import load_network, predict, scores
 from training.plots import plot_confusion, plot_history
 
 PAD = 4
@@ -154,17 +156,28 @@ class WeightAverage:
 
 
 def make_batch(
-    images: np.ndarray, labels: np.ndarray, idx: np.ndarray, rng: np.random.Generator, smooth: float, mixup: float = 0.0
+    images: np.ndarray,
+    labels: np.ndarray,
+    idx: np.ndarray,
+    rng: np.random.Generator,
+    smooth: float,
+    mixup: float = 0.0,
+    soft: np.ndarray | None = None,
+    distill: float = 0.0,
 ):
     """Augmented, normalized inputs and label-smoothed one-hot targets of one batch, as NDArrays.
 
-    With `mixup` > 0, each input and its target are blended with those of another image of the
-    batch, by one weight drawn from Beta(mixup, mixup) (Zhang et al., as gluoncv's mixup recipe)."""
+    With `soft` (the teachers' probabilities per image), each target is (1 - distill) times the
+    smoothed label plus distill times the image's soft target. With `mixup` > 0, each input and its
+    target are then blended with those of another image of the batch, by one weight drawn from
+    Beta(mixup, mixup) (Zhang et al., as gluoncv's mixup recipe)."""
     import mxnet as mx
 
     x = normalize(augment(images[idx], rng))
     target = np.full((len(idx), len(CLASSES)), smooth / len(CLASSES), dtype=np.float32)
     target[np.arange(len(idx)), labels[idx]] += 1 - smooth
+    if soft is not None:
+        target = (1 - np.float32(distill)) * target + np.float32(distill) * soft[idx]
     if mixup > 0:
         weight, partner = np.float32(rng.beta(mixup, mixup)), rng.permutation(len(idx))
         x = weight * x + (1 - weight) * x[partner]
@@ -172,8 +185,32 @@ def make_batch(
     return mx.nd.array(x), mx.nd.array(target)
 
 
+def teacher_probabilities(paths: list[str], images: np.ndarray) -> np.ndarray:
+    """The teachers' mean flip-averaged softmax of each (unaugmented) image: distillation's soft
+    targets, computed once per start (a minute or two per teacher for the 45,000 training images)."""
+    total = np.zeros((len(images), len(CLASSES)), dtype=np.float64)
+    for path in paths:
+        net = load_network(Path(path))
+        for i in tqdm(range(0, len(images), 500), desc=f"teacher {Path(path).name}", unit="batch", leave=False):
+            total[i : i + 500] += probabilities(net, images[i : i + 500])
+    return (total / len(paths)).astype(np.float32)
+
+
+def sha256_of(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def train_epoch(
-    net, trainer, average: WeightAverage | None, images, labels, args, epoch: int, step: int, total: int
+    net,
+    trainer,
+    average: WeightAverage | None,
+    images,
+    labels,
+    args,
+    epoch: int,
+    step: int,
+    total: int,
+    soft: np.ndarray | None = None,
 ) -> tuple[float, float, int]:
     """One epoch over `images` in a fixed, epoch-seeded order; returns loss, accuracy, step."""
     import mxnet as mx
@@ -188,7 +225,7 @@ def train_epoch(
     bar = tqdm(range(batches), desc=f"epoch {epoch}", unit="batch", mininterval=5, leave=False)
     for b in bar:
         idx = order[b * args.batch_size : (b + 1) * args.batch_size]
-        x, target = make_batch(images, labels, idx, rng, args.label_smoothing, mixup)
+        x, target = make_batch(images, labels, idx, rng, args.label_smoothing, mixup, soft, args.distill)
         trainer.set_learning_rate(learning_rate(step, total, args.lr, args.warmup, args.final_lr_ratio))
         with autograd.record():
             out = net(x)
@@ -232,6 +269,14 @@ def make_parser() -> argparse.ArgumentParser:
         "--mixup", type=float, default=0.0, help="Beta(a, a) of mixup's blending weight (e.g. 1.0); 0: no mixup"
     )
     parser.add_argument("--mixup-off-epochs", type=int, default=0, help="the last N epochs train on unblended images")
+    parser.add_argument(
+        "--teacher",
+        action="append",
+        default=[],
+        help="a trained network's parameter file (repeat for an ensemble): targets take in the teachers' mean "
+        "flip-averaged probabilities, by --distill",
+    )
+    parser.add_argument("--distill", type=float, default=0.5, help="the teachers' share of a target (with --teacher)")
     parser.add_argument("--val-per-class", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=Path(".cache/data"), help="decoded-array cache")
@@ -245,22 +290,31 @@ def main(argv: list[str] | None = None) -> dict | None:
     """Train, resuming from --out's checkpoint; returns the model card, or None when stopped early."""
     parser = make_parser()
     args = parser.parse_args(argv)
-    unset = object()  # argparse leaves attributes already in the namespace alone unless the option is given
-    seen = parser.parse_args(argv, argparse.Namespace(**dict.fromkeys(vars(args), unset)))
-    given = {key for key, value in vars(seen).items() if value is not unset}
+    # argparse leaves attributes already in the namespace alone unless the option is given (an
+    # appending option starts from None, which it replaces with a list)
+    unset = {key: None if isinstance(value, list) else object() for key, value in vars(args).items()}
+    seen = parser.parse_args(argv, argparse.Namespace(**unset))
+    given = {key for key, value in vars(seen).items() if value is not unset[key]}
 
     args.out.mkdir(parents=True, exist_ok=True)
     dataset = load(args.data, args.cache)
+    if "teacher" in given:  # a teacher is its file: the recipe keeps each one's sha256 beside its path
+        args.teacher_sha256 = [sha256_of(path) for path in args.teacher]
+        given.add("teacher_sha256")
     options = {key: value for key, value in vars(args).items() if key not in NOT_RECIPE}
     try:
         recipe = checkpoint.settle_recipe(args.out, options, given, dataset.sha256)
     except checkpoint.RecipeError as exc:
         parser.error(str(exc))
     vars(args).update(recipe["options"])
+    for path, digest in zip(args.teacher, getattr(args, "teacher_sha256", []), strict=True):
+        if sha256_of(path) != digest:
+            parser.error(f"teacher {path} has changed since the run began (its sha256 was {digest})")
 
     train_idx, val_idx = stratified_split(dataset.labels, args.val_per_class, args.seed)
     train_x, train_y = dataset.images[train_idx], dataset.labels[train_idx]
     val_x, val_y = dataset.images[val_idx], dataset.labels[val_idx]
+    soft = teacher_probabilities(args.teacher, train_x) if args.teacher else None
     net, trainer = build(args)
     total = args.epochs * (len(train_x) // args.batch_size)
     history = checkpoint.read_history(args.out)
@@ -273,7 +327,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     last = min(args.epochs, args.stop_after or args.epochs)
     for epoch in range(len(history) + 1, last + 1):
         start = time.time()
-        loss, acc, step = train_epoch(net, trainer, average, train_x, train_y, args, epoch, step, total)
+        loss, acc, step = train_epoch(net, trainer, average, train_x, train_y, args, epoch, step, total, soft)
         row = {
             "epoch": epoch,
             "train_loss": round(loss, 4),
@@ -349,6 +403,15 @@ def finish(net, args: argparse.Namespace, dataset, history: list[dict], val_x, v
                 f", mixup Beta({args.mixup}, {args.mixup}) but the last {args.mixup_off_epochs} epochs"
                 if args.mixup
                 else ""
+            ),
+            **(
+                {
+                    "distillation": f"targets {1 - args.distill:g} x the smoothed label + {args.distill:g} x the "
+                    "mean flip-averaged softmax, on the unaugmented image, of the teachers "
+                    + ", ".join(map("{} (sha256 {})".format, args.teacher, args.teacher_sha256))
+                }
+                if args.teacher
+                else {}
             ),
             "init": "Xavier gaussian, out, magnitude 2"
             + (", each residual block's last batch-norm gamma 0" if args.zero_init_residual else "")
