@@ -135,6 +135,8 @@ def latency_lines(result: dict) -> list[str]:
         for run in server["runs"]
         if "request_ms_around" in run
     ]
+    if not parts:
+        return []
     return [f"At c=1, against the in-process decode + forward measured around the run: {'; '.join(parts)}."]
 
 

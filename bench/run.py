@@ -143,12 +143,12 @@ def measured_at_one(server: Server, body: Body, seconds: int, label: str, env: d
     """Concurrency 1, with the in-process decode + forward (the server's FLIP_AVERAGE) measured just
     before and just after it: this VM's speed drifts (its in-process figure moved from 1.23 to 1.66 ms
     within ten minutes), so the p50 is compared with the reference taken around it, not minutes apart."""
-    flip_average = env.get("FLIP_AVERAGE", "true") == "true"
+    flip_average = env.get("FLIP_AVERAGE", "true").lower() in ("1", "true", "yes")  # as function.config reads it
     before = request_ms(2.0, env, flip_average)
     run = measured(server, body, 1, seconds, label)
     after = request_ms(2.0, env, flip_average)
     run["request_ms_around"] = [round(before, 3), round(after, 3)]
-    run["x_request_ms"] = round(2 * run["p50_ms"] / (before + after), 2)
+    run["x_request_ms"] = ratio(run["p50_ms"], (before + after) / 2)  # None when nothing was answered
     print(f"{'':34} in-process decode + forward around it: {before:.3f} and {after:.3f} ms", flush=True)
     return run
 
@@ -362,7 +362,7 @@ def targets(result: dict) -> dict[str, tuple[object, bool]]:
         ),
         "p50 at c=1 <= 1.3x in-process decode + forward (flip-averaged, single view)": (
             [shipped[1]["x_request_ms"], single[1]["x_request_ms"]],
-            shipped[1]["x_request_ms"] <= 1.3 and single[1]["x_request_ms"] <= 1.3,
+            all((run["x_request_ms"] or 1e9) <= 1.3 for run in (shipped[1], single[1])),
         ),
         "p99 at c=8 < 30 ms": (shipped[8]["p99_ms"], (shipped[8]["p99_ms"] or 1e9) < 30),
         "4032x3024 raw at c=8 >= 3x the naive limit": (

@@ -337,6 +337,8 @@ class Batcher:
         log.error("inference worker %d died (exit code %s)", worker.index, worker.process.exitcode)
         if worker.batch is not None:
             for item in reversed(worker.batch[1]):
+                if item.future.done():  # its request is gone (cancelled): nothing to answer or retry
+                    continue
                 item.crashes += 1
                 if item.crashes >= 2:
                     item.future.set_result(

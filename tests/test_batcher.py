@@ -172,6 +172,31 @@ def test_a_worker_that_stops_answering_is_killed_and_its_images_answered_by_anot
     assert restarts == [1]
 
 
+def test_an_image_whose_request_was_cancelled_is_not_retried_when_its_worker_is_lost() -> None:
+    batches: list[int] = []
+    errors: list[dict] = []
+
+    async def scenario() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: errors.append(context))
+        batcher = await started(
+            Batcher(settings(worker_timeout_seconds=2.0), 1, observe_batch=lambda n, wait, queued: batches.append(n))
+        )
+        held = batcher._workers[0]
+        os.kill(held.process.pid, signal.SIGSTOP)
+        [future] = batcher.submit([pixels(0)])
+        assert held.batch is not None
+        future.cancel()  # the client went away (or the shutdown's grace period ran out)
+        while batcher._workers[0] is held or not batcher.ready:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        assert batches == [1] and not batcher._queue and batcher._workers[0].batch is None
+        assert isinstance((await batcher.classify([pixels(1)]))[0], np.ndarray)
+        await batcher.stop(30)
+
+    asyncio.run(scenario())
+    assert errors == []
+
+
 def test_a_worker_stopped_while_the_server_drains_is_replaced_and_its_images_answered() -> None:
     async def scenario() -> None:
         batcher = await started(Batcher(settings(worker_timeout_seconds=2.0), 1))

@@ -134,11 +134,15 @@ def test_distillation_blends_each_smoothed_label_with_its_images_soft_target_bef
     assert np.allclose(mixed, weight * t + (1 - weight) * t[partner], atol=1e-6)
 
 
-def test_teachers_give_their_mean_flip_averaged_probabilities() -> None:
-    images = np.random.default_rng(0).integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
-    soft = train.teacher_probabilities([str(SHIPPED), str(SHIPPED)], images)
-    alone = probabilities(evaluate.load_network(SHIPPED), images)
-    assert soft.shape == (6, len(CLASSES)) and np.allclose(soft, alone, atol=1e-6)
+def test_teachers_give_their_mean_flip_averaged_probabilities(tmp_path: Path) -> None:
+    images = np.random.default_rng(0).integers(0, 255, (600, 32, 32, 3), dtype=np.uint8)  # over one 500-image chunk
+    other = evaluate.load_network(SHIPPED)
+    other.output.weight.set_data(other.output.weight.data() * 0.3)  # a second, different teacher
+    other.save_parameters(str(tmp_path / "other.params"))
+    soft = train.teacher_probabilities([str(SHIPPED), str(tmp_path / "other.params")], images)
+    each = [probabilities(evaluate.load_network(path), images) for path in (SHIPPED, tmp_path / "other.params")]
+    assert not np.allclose(each[0], each[1], atol=1e-3)
+    assert soft.shape == (600, len(CLASSES)) and np.allclose(soft, (each[0] + each[1]) / 2, atol=1e-6)
 
 
 def test_learning_rate_warms_up_then_anneals() -> None:
@@ -211,15 +215,39 @@ def test_a_run_folder_refuses_another_recipe_or_other_data(tmp_path: Path, capsy
     with pytest.raises(SystemExit):
         train.main(["--data", str(other), *args])
     assert "data with sha256" in capsys.readouterr().err
-    teacher, taught = tmp_path / "teacher.params", tmp_path / "taught"
-    teacher.write_bytes(SHIPPED.read_bytes())
-    taught_args = [*args[2:], "--out", str(taught), "--teacher", str(teacher)]
-    train.main(["--data", str(first), *taught_args])
-    teacher.write_bytes(SHIPPED.read_bytes()[:-4] + b"\0\0\0\0")
-    with pytest.raises(SystemExit):
-        train.main(["--data", str(first), "--out", str(taught)])
-    assert f"teacher {teacher} has changed since the run began" in capsys.readouterr().err
     assert [row["epoch"] for row in json.loads((out / "history.json").read_text())] == [1]
+
+
+def test_a_taught_run_learns_from_its_teacher_and_refuses_a_changed_or_missing_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    data = ["--data", str(make_tree(tmp_path / "data", per_class=3))]
+    recipe = ["--epochs", "2", "--batch-size", "8", "--val-per-class", "1", "--stop-after", "1"]
+    teacher, taught, plain = tmp_path / "teacher.params", tmp_path / "taught", tmp_path / "plain"
+    teacher.write_bytes(SHIPPED.read_bytes())
+    train.main([*data, *recipe, "--out", str(plain)])
+    train.main([*data, *recipe, "--out", str(taught), "--teacher", str(teacher), "--distill", "1.0"])
+    losses = [checkpoint.read_history(folder)[0]["train_loss"] for folder in (plain, taught)]
+    assert losses[0] != losses[1]  # the soft targets reached the loss
+    train.main([*data, "--out", str(taught), "--teacher", str(teacher), "--stop-after", "1"])  # the same teacher
+    for argv, message in (
+        ([*data, "--out", str(plain), "--teacher", str(teacher)], "--teacher"),  # a run begun without one
+        ([*data, *recipe, "--out", str(tmp_path / "x"), "--distill", "0.3"], "--distill needs --teacher"),
+        ([*data, *recipe, "--out", str(tmp_path / "y"), "--teacher", str(teacher), "--distill", "2"], "between 0"),
+    ):
+        with pytest.raises(SystemExit):
+            train.main(argv)
+        assert message in capsys.readouterr().err
+    teacher.write_bytes(SHIPPED.read_bytes()[:-4] + b"\0\0\0\0")
+    for argv in ([*data, "--out", str(taught)], [*data, "--out", str(taught), "--teacher", str(teacher)]):
+        with pytest.raises(SystemExit):
+            train.main(argv)
+        assert f"teacher {teacher} has changed since the run began" in capsys.readouterr().err
+    teacher.unlink()
+    with pytest.raises(SystemExit):
+        train.main([*data, "--out", str(taught)])
+    assert f"teacher {teacher} is missing" in capsys.readouterr().err
+    assert [row["epoch"] for row in checkpoint.read_history(taught)] == [1]
 
 
 def model_args(**overrides: object) -> argparse.Namespace:

@@ -48,10 +48,11 @@ def read_history(folder: Path) -> list[dict]:
     return json.loads(path.read_text()) if path.exists() else []
 
 
-def settle_recipe(folder: Path, options: dict, given: set[str], data_sha256: str) -> dict:
+def settle_recipe(folder: Path, options: dict, given: set[str], data_sha256: str, defaults: dict) -> dict:
     """The run's recipe: the folder's saved one (options given on the command line must agree), else `options`.
 
-    Written on first use, so a resumed run needs only --data and --out.
+    Written on first use, so a resumed run needs only --data and --out. An option newer than the
+    saved recipe stands at its default there (`defaults`), which the run had in effect.
     """
     path = folder / RECIPE
     if not path.exists():
@@ -61,9 +62,9 @@ def settle_recipe(folder: Path, options: dict, given: set[str], data_sha256: str
     recipe = json.loads(path.read_text())
     saved = recipe["options"]
     conflicts = [
-        f"--{key.replace('_', '-')} {options[key]} (the run's recipe says {saved.get(key)})"
+        f"--{key.replace('_', '-')} {options[key]} (the run's recipe says {saved.get(key, defaults.get(key))})"
         for key in sorted(given & options.keys())
-        if options[key] != saved.get(key)
+        if options[key] != saved.get(key, defaults.get(key))
     ]
     if recipe["data_sha256"] != data_sha256:
         conflicts.append(f"data with sha256 {data_sha256} (the run was trained on {recipe['data_sha256']})")

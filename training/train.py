@@ -187,7 +187,7 @@ def make_batch(
 
 def teacher_probabilities(paths: list[str], images: np.ndarray) -> np.ndarray:
     """The teachers' mean flip-averaged softmax of each (unaugmented) image: distillation's soft
-    targets, computed once per start (a minute or two per teacher for the 45,000 training images)."""
+    targets, computed once per start (about a minute per teacher for the 45,000 training images)."""
     total = np.zeros((len(images), len(CLASSES)), dtype=np.float64)
     for path in paths:
         net = load_network(Path(path))
@@ -286,6 +286,19 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_distillation(parser: argparse.ArgumentParser, args: argparse.Namespace, given: set[str]) -> None:
+    """--distill within [0, 1] and with a teacher; each teacher still the file the run began with."""
+    if not 0 <= args.distill <= 1:
+        parser.error(f"--distill {args.distill}: the teachers' share of a target is between 0 and 1")
+    if "distill" in given and not args.teacher:
+        parser.error("--distill needs --teacher")
+    for path, digest in zip(args.teacher, args.teacher_sha256, strict=True):
+        if not Path(path).is_file():
+            parser.error(f"teacher {path} is missing: a run's teachers stay where it began (commit them with it)")
+        if sha256_of(path) != digest:
+            parser.error(f"teacher {path} has changed since the run began (its sha256 was {digest})")
+
+
 def main(argv: list[str] | None = None) -> dict | None:
     """Train, resuming from --out's checkpoint; returns the model card, or None when stopped early."""
     parser = make_parser()
@@ -298,23 +311,22 @@ def main(argv: list[str] | None = None) -> dict | None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     dataset = load(args.data, args.cache)
-    if "teacher" in given:  # a teacher is its file: the recipe keeps each one's sha256 beside its path
+    try:  # a teacher is its file: the recipe keeps each one's sha256 beside its path
         args.teacher_sha256 = [sha256_of(path) for path in args.teacher]
-        given.add("teacher_sha256")
+    except OSError as exc:
+        parser.error(f"--teacher: {exc}")
     options = {key: value for key, value in vars(args).items() if key not in NOT_RECIPE}
+    defaults = {key: parser.get_default(key) for key in options}
     try:
-        recipe = checkpoint.settle_recipe(args.out, options, given, dataset.sha256)
+        recipe = checkpoint.settle_recipe(args.out, options, given, dataset.sha256, defaults)
     except checkpoint.RecipeError as exc:
         parser.error(str(exc))
     vars(args).update(recipe["options"])
-    for path, digest in zip(args.teacher, getattr(args, "teacher_sha256", []), strict=True):
-        if sha256_of(path) != digest:
-            parser.error(f"teacher {path} has changed since the run began (its sha256 was {digest})")
+    check_distillation(parser, args, given)
 
     train_idx, val_idx = stratified_split(dataset.labels, args.val_per_class, args.seed)
     train_x, train_y = dataset.images[train_idx], dataset.labels[train_idx]
     val_x, val_y = dataset.images[val_idx], dataset.labels[val_idx]
-    soft = teacher_probabilities(args.teacher, train_x) if args.teacher else None
     net, trainer = build(args)
     total = args.epochs * (len(train_x) // args.batch_size)
     history = checkpoint.read_history(args.out)
@@ -325,6 +337,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         print(f"resumed after epoch {history[-1]['epoch']} from {args.out}", flush=True)
 
     last = min(args.epochs, args.stop_after or args.epochs)
+    soft = teacher_probabilities(args.teacher, train_x) if args.teacher and len(history) < last else None
     for epoch in range(len(history) + 1, last + 1):
         start = time.time()
         loss, acc, step = train_epoch(net, trainer, average, train_x, train_y, args, epoch, step, total, soft)
