@@ -134,15 +134,34 @@ def test_distillation_blends_each_smoothed_label_with_its_images_soft_target_bef
     assert np.allclose(mixed, weight * t + (1 - weight) * t[partner], atol=1e-6)
 
 
+def another_network(path: Path) -> Path:
+    """The shipped network with its output rows rolled by one class: a teacher that disagrees."""
+    net = evaluate.load_network(SHIPPED)
+    for param in (net.output.weight, net.output.bias):
+        param.set_data(np.roll(param.data().asnumpy(), 1, axis=0))
+    net.save_parameters(str(path))
+    return path
+
+
 def test_teachers_give_their_mean_flip_averaged_probabilities(tmp_path: Path) -> None:
     images = np.random.default_rng(0).integers(0, 255, (600, 32, 32, 3), dtype=np.uint8)  # over one 500-image chunk
-    other = evaluate.load_network(SHIPPED)
-    other.output.weight.set_data(other.output.weight.data() * 0.3)  # a second, different teacher
-    other.save_parameters(str(tmp_path / "other.params"))
-    soft = train.teacher_probabilities([str(SHIPPED), str(tmp_path / "other.params")], images)
-    each = [probabilities(evaluate.load_network(path), images) for path in (SHIPPED, tmp_path / "other.params")]
+    other = another_network(tmp_path / "other.params")
+    soft = train.teacher_probabilities([str(SHIPPED), str(other)], images)
+    each = [probabilities(evaluate.load_network(path), images) for path in (SHIPPED, other)]
     assert not np.allclose(each[0], each[1], atol=1e-3)
     assert soft.shape == (600, len(CLASSES)) and np.allclose(soft, (each[0] + each[1]) / 2, atol=1e-6)
+
+
+def test_evaluate_scores_an_ensemble_by_its_mean_probabilities(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "data", per_class=4)
+    other = another_network(tmp_path / "other.params")
+    argv = ["--data", str(tree), "--split", "all", "--cache", str(tmp_path / "cache")]
+    both = evaluate.main([*argv, "--params", str(SHIPPED), "--params", str(other)])
+    dataset = load(str(tree))
+    mean = sum(probabilities(evaluate.load_network(path), dataset.images) for path in (SHIPPED, other)) / 2
+    assert both["confusion"] == scores(dataset.labels, mean.argmax(axis=1))["confusion"]
+    alone = [evaluate.main([*argv, "--params", str(path)])["confusion"] for path in (SHIPPED, other)]
+    assert both["confusion"] not in alone
 
 
 def test_learning_rate_warms_up_then_anneals() -> None:

@@ -1,6 +1,9 @@
 """Top-1, per-class accuracy and confusion matrix of a parameter file on the validation split.
 
-python -m training.evaluate --data PATH --params FILE [--out DIR]
+python -m training.evaluate --data PATH --params FILE [--params FILE ...] [--out DIR]
+
+Several --params evaluate their ensemble (each image's probabilities averaged over the networks),
+as distillation's teachers (`train.py --teacher`) are combined.
 """
 
 import argparse
@@ -15,13 +18,18 @@ from training.data import load, stratified_split
 from training.plots import plot_confusion
 
 
+def mean_probabilities(nets: list, images: np.ndarray, batch_size: int = 500, flip_average: bool = True) -> np.ndarray:
+    """Each uint8 NHWC image's softmax, computed exactly as the function serves it, averaged over `nets`."""
+    total = np.zeros((len(images), len(CLASSES)), dtype=np.float64)
+    for net in nets:
+        for i in range(0, len(images), batch_size):
+            total[i : i + batch_size] += probabilities(net, images[i : i + batch_size], flip_average=flip_average)
+    return (total / len(nets)).astype(np.float32)
+
+
 def predict(net, images: np.ndarray, batch_size: int = 500, flip_average: bool = True) -> np.ndarray:
     """Predicted class indices for uint8 NHWC images, computed exactly as the function serves them."""
-    out = [
-        probabilities(net, images[i : i + batch_size], flip_average=flip_average).argmax(axis=1)
-        for i in range(0, len(images), batch_size)
-    ]
-    return np.concatenate(out).astype(np.int32) if out else np.empty(0, np.int32)
+    return mean_probabilities([net], images, batch_size, flip_average).argmax(axis=1).astype(np.int32)
 
 
 def scores(labels: np.ndarray, predictions: np.ndarray) -> dict:
@@ -49,7 +57,7 @@ def load_network(params: Path):
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="image folder, tarball, or 'cifar10'")
-    parser.add_argument("--params", type=Path, required=True)
+    parser.add_argument("--params", type=Path, action="append", required=True, help="repeat it for an ensemble")
     parser.add_argument(
         "--split",
         choices=("validation", "all"),
@@ -67,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=None, help="folder for confusion.png and evaluation.json")
     args = parser.parse_args(argv)
 
-    card_path = args.params.with_suffix(".json")
+    card_path = args.params[0].with_suffix(".json")
     card = json.loads(card_path.read_text()) if card_path.exists() else {}
     split = card.get("validation_split", {})
     dataset = load(args.data, args.cache)
@@ -76,12 +84,12 @@ def main(argv: list[str] | None = None) -> dict:
         per_class = args.val_per_class or split.get("per_class", 500)
         seed = args.seed if args.seed is not None else split.get("seed", 0)
         _, indices = stratified_split(dataset.labels, per_class, seed)
-    result = scores(
-        dataset.labels[indices],
-        predict(load_network(args.params), dataset.images[indices], flip_average=not args.single_view),
-    )
+    nets = [load_network(path) for path in args.params]
+    probs = mean_probabilities(nets, dataset.images[indices], flip_average=not args.single_view)
+    result = scores(dataset.labels[indices], probs.argmax(axis=1).astype(np.int32))
     view = "single view" if args.single_view else "flip-averaged"
-    print(f"top-1 accuracy: {result['accuracy']:.4f} on {len(indices)} images ({args.split}, {view})")
+    what = f"the ensemble of {len(nets)}" if len(nets) > 1 else str(args.params[0])
+    print(f"top-1 accuracy of {what}: {result['accuracy']:.4f} on {len(indices)} images ({args.split}, {view})")
     for name, acc in result["per_class_accuracy"].items():
         print(f"  {name:<10} {acc:.4f}")
     if args.out:
