@@ -40,6 +40,7 @@ from bench import peers, photos
 from bench.load import Body, kserve_v1, multipart, write, wrk
 from bench.processes import Server, cpu_seconds, free_port, function_command, memory_kib
 from bench.profile import profile
+from function.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = ROOT / "tests" / "data" / "horse.jpg"
@@ -141,9 +142,9 @@ def measured(server: Server, body: Body, connections: int, seconds: int, label: 
 
 def measured_at_one(server: Server, body: Body, seconds: int, label: str, env: dict[str, str]) -> dict:
     """Concurrency 1, with the in-process decode + forward (the server's FLIP_AVERAGE) measured just
-    before and just after it: this VM's speed drifts (its in-process figure moved from 1.23 to 1.66 ms
-    within ten minutes), so the p50 is compared with the reference taken around it, not minutes apart."""
-    flip_average = env.get("FLIP_AVERAGE", "true").lower() in ("1", "true", "yes")  # as function.config reads it
+    before and just after it: this VM's speed drifts from minute to minute, so the p50 is compared
+    with the reference taken around it, not minutes apart."""
+    flip_average = Settings.from_env(env).flip_average
     before = request_ms(2.0, env, flip_average)
     run = measured(server, body, 1, seconds, label)
     after = request_ms(2.0, env, flip_average)
