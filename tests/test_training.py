@@ -134,6 +134,21 @@ def test_distillation_blends_each_smoothed_label_with_its_images_soft_target_bef
     assert np.allclose(mixed, weight * t + (1 - weight) * t[partner], atol=1e-6)
 
 
+def test_consistent_distillation_targets_the_teachers_softmax_of_the_students_own_input(tmp_path: Path) -> None:
+    import mxnet as mx
+
+    images = np.random.default_rng(0).integers(0, 255, (8, 32, 32, 3), dtype=np.uint8)
+    labels, idx = np.arange(8) % len(CLASSES), np.array([5, 2, 7, 0, 1, 3, 6, 4])
+    teachers = [evaluate.load_network(path) for path in (SHIPPED, another_network(tmp_path / "other.params"))]
+    _, plain = (a.asnumpy() for a in train.make_batch(images, labels, idx, np.random.default_rng(3), 0.1, 1.0))
+    x, t = train.make_batch(images, labels, idx, np.random.default_rng(3), 0.1, 1.0, None, 0.7, teachers)
+    seen = [mx.nd.softmax(teacher(x)).asnumpy() for teacher in teachers]
+    assert not np.allclose(seen[0], seen[1], atol=1e-3)
+    assert np.allclose(t.asnumpy(), 0.3 * plain + 0.7 * (seen[0] + seen[1]) / 2, atol=1e-5)
+    clean = train.teacher_probabilities([str(SHIPPED)], images)[idx]  # not the unaugmented image's
+    assert not np.allclose(t.asnumpy(), 0.3 * plain + 0.7 * clean, atol=1e-2)
+
+
 def another_network(path: Path) -> Path:
     """The shipped network with its output rows rolled by one class: a teacher that disagrees."""
     net = evaluate.load_network(SHIPPED)
@@ -246,12 +261,16 @@ def test_a_taught_run_learns_from_its_teacher_and_refuses_a_changed_or_missing_o
     teacher.write_bytes(SHIPPED.read_bytes())
     train.main([*data, *recipe, "--out", str(plain)])
     train.main([*data, *recipe, "--out", str(taught), "--teacher", str(teacher), "--distill", "1.0"])
-    losses = [checkpoint.read_history(folder)[0]["train_loss"] for folder in (plain, taught)]
-    assert losses[0] != losses[1]  # the soft targets reached the loss
+    consistent = tmp_path / "consistent"
+    train.main([*data, *recipe, "--out", str(consistent), "--teacher", str(teacher), "--distill-on", "batch"])
+    losses = [checkpoint.read_history(folder)[0]["train_loss"] for folder in (plain, taught, consistent)]
+    assert len(set(losses)) == 3  # the soft targets reached the loss, each kind its own
+    assert json.loads((consistent / "recipe.json").read_text())["options"]["distill_on"] == "batch"
     train.main([*data, "--out", str(taught), "--teacher", str(teacher), "--stop-after", "1"])  # the same teacher
     for argv, message in (
         ([*data, "--out", str(plain), "--teacher", str(teacher)], "--teacher"),  # a run begun without one
         ([*data, *recipe, "--out", str(tmp_path / "x"), "--distill", "0.3"], "--distill needs --teacher"),
+        ([*data, *recipe, "--out", str(tmp_path / "z"), "--distill-on", "batch"], "--distill-on needs --teacher"),
         ([*data, *recipe, "--out", str(tmp_path / "y"), "--teacher", str(teacher), "--distill", "2"], "between 0"),
     ):
         with pytest.raises(SystemExit):

@@ -34,6 +34,7 @@ from training.plots import plot_confusion, plot_history
 
 PAD = 4
 NOT_RECIPE = ("data", "out", "cache", "stop_after")  # options that do not change what a run computes
+DISTILL_ON = ("image", "batch")  # what the teachers see: see --distill-on
 EMA_RAMP = 10  # the average's decay ramps as (1 + n) / (EMA_RAMP + n), so early steps do not pin it to the init
 
 
@@ -163,13 +164,16 @@ def make_batch(
     mixup: float = 0.0,
     soft: np.ndarray | None = None,
     distill: float = 0.0,
+    teachers: list | None = None,
 ):
     """Augmented, normalized inputs and label-smoothed one-hot targets of one batch, as NDArrays.
 
     With `soft` (the teachers' probabilities per image), each target is (1 - distill) times the
     smoothed label plus distill times the image's soft target. With `mixup` > 0, each input and its
     target are then blended with those of another image of the batch, by one weight drawn from
-    Beta(mixup, mixup) (Zhang et al., as gluoncv's mixup recipe)."""
+    Beta(mixup, mixup) (Zhang et al., as gluoncv's mixup recipe). With `teachers` instead of `soft`,
+    the teachers' share is their mean softmax of the very input the student sees, crop, flip and
+    blend included: consistent targets (Beyer et al., "A good teacher is patient and consistent")."""
     import mxnet as mx
 
     x = normalize(augment(images[idx], rng))
@@ -181,7 +185,12 @@ def make_batch(
         weight, partner = np.float32(rng.beta(mixup, mixup)), rng.permutation(len(idx))
         x = weight * x + (1 - weight) * x[partner]
         target = weight * target + (1 - weight) * target[partner]
-    return mx.nd.array(x), mx.nd.array(target)
+    x = mx.nd.array(x)
+    target = mx.nd.array(target)
+    if teachers:
+        seen = mx.nd.add_n(*(mx.nd.softmax(teacher(x)) for teacher in teachers)) / len(teachers)
+        target = (1 - distill) * target + distill * seen
+    return x, target
 
 
 def teacher_probabilities(paths: list[str], images: np.ndarray) -> np.ndarray:
@@ -205,6 +214,7 @@ def train_epoch(
     step: int,
     total: int,
     soft: np.ndarray | None = None,
+    teachers: list | None = None,
 ) -> tuple[float, float, int]:
     """One epoch over `images` in a fixed, epoch-seeded order; returns loss, accuracy, step."""
     import mxnet as mx
@@ -219,7 +229,7 @@ def train_epoch(
     bar = tqdm(range(batches), desc=f"epoch {epoch}", unit="batch", mininterval=5, leave=False)
     for b in bar:
         idx = order[b * args.batch_size : (b + 1) * args.batch_size]
-        x, target = make_batch(images, labels, idx, rng, args.label_smoothing, mixup, soft, args.distill)
+        x, target = make_batch(images, labels, idx, rng, args.label_smoothing, mixup, soft, args.distill, teachers)
         trainer.set_learning_rate(learning_rate(step, total, args.lr, args.warmup, args.final_lr_ratio))
         with autograd.record():
             out = net(x)
@@ -268,9 +278,17 @@ def make_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="a trained network's parameter file (repeat for an ensemble): targets take in the teachers' mean "
-        "flip-averaged probabilities, by --distill",
+        "probabilities, by --distill",
     )
     parser.add_argument("--distill", type=float, default=0.5, help="the teachers' share of a target (with --teacher)")
+    parser.add_argument(
+        "--distill-on",
+        choices=DISTILL_ON,
+        default="image",
+        help="image: the teachers' flip-averaged softmax of each unaugmented image, computed once per start; "
+        "batch: their softmax of each augmented (and blended) input, computed every step (about twice the "
+        "time per epoch with three teachers)",
+    )
     parser.add_argument("--val-per-class", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=Path(".cache/data"), help="decoded-array cache")
@@ -284,8 +302,9 @@ def check_distillation(parser: argparse.ArgumentParser, args: argparse.Namespace
     """--distill within [0, 1] and with a teacher; each teacher still the file the run began with."""
     if not 0 <= args.distill <= 1:
         parser.error(f"--distill {args.distill}: the teachers' share of a target is between 0 and 1")
-    if "distill" in given and not args.teacher:
-        parser.error("--distill needs --teacher")
+    for option in ("distill", "distill_on"):
+        if option in given and not args.teacher:
+            parser.error(f"--{option.replace('_', '-')} needs --teacher")
     for path, digest in zip(args.teacher, args.teacher_sha256, strict=True):
         if not Path(path).is_file():
             parser.error(f"teacher {path} is missing: a run's teachers stay where it began (commit them with it)")
@@ -331,10 +350,17 @@ def main(argv: list[str] | None = None) -> dict | None:
         print(f"resumed after epoch {history[-1]['epoch']} from {args.out}", flush=True)
 
     last = min(args.epochs, args.stop_after or args.epochs)
-    soft = teacher_probabilities(args.teacher, train_x) if args.teacher and len(history) < last else None
+    soft, teachers = None, None
+    if args.teacher and len(history) < last:
+        if args.distill_on == "image":
+            soft = teacher_probabilities(args.teacher, train_x)
+        else:
+            teachers = [load_network(Path(path)) for path in args.teacher]
     for epoch in range(len(history) + 1, last + 1):
         start = time.time()
-        loss, acc, step = train_epoch(net, trainer, average, train_x, train_y, args, epoch, step, total, soft)
+        loss, acc, step = train_epoch(
+            net, trainer, average, train_x, train_y, args, epoch, step, total, soft, teachers
+        )
         row = {
             "epoch": epoch,
             "train_loss": round(loss, 4),
@@ -414,7 +440,11 @@ def finish(net, args: argparse.Namespace, dataset, history: list[dict], val_x, v
             **(
                 {
                     "distillation": f"targets {1 - args.distill:g} x the smoothed label + {args.distill:g} x the "
-                    "mean flip-averaged softmax, on the unaugmented image, of the teachers "
+                    + (
+                        "mean flip-averaged softmax, on the unaugmented image, of the teachers "
+                        if args.distill_on == "image"
+                        else "mean softmax, on the student's own augmented input, of the teachers "
+                    )
                     + ", ".join(map("{} (sha256 {})".format, args.teacher, args.teacher_sha256))
                 }
                 if args.teacher
