@@ -358,9 +358,7 @@ def main(argv: list[str] | None = None) -> dict | None:
             teachers = [load_network(Path(path)) for path in args.teacher]
     for epoch in range(len(history) + 1, last + 1):
         start = time.time()
-        loss, acc, step = train_epoch(
-            net, trainer, average, train_x, train_y, args, epoch, step, total, soft, teachers
-        )
+        loss, acc, step = train_epoch(net, trainer, average, train_x, train_y, args, epoch, step, total, soft, teachers)
         row = {
             "epoch": epoch,
             "train_loss": round(loss, 4),
