@@ -1,5 +1,6 @@
 """The benchmark's Markdown tables and PNG chart, from the result `bench.run` writes."""
 
+import statistics
 from pathlib import Path
 
 import matplotlib
@@ -92,10 +93,22 @@ def balance_lines(result: dict) -> list[str]:
             f"Through Knative's queue-proxy: {rates}; median {pooled['x_direct']}x direct; "
             f"queue-proxy itself used {cores} cores."
         )
+        if all("worker_cpu_shares" in r for r in pooled["runs"]):
+            shares = "; ".join(" / ".join(f"{x:.0%}" for x in r["worker_cpu_shares"]) for r in pooled["runs"])
+            spent = ", ".join(str(r["function_cpu_ms_per_request"]) for r in pooled["runs"])
+            lines.append(
+                f"Meanwhile the inference workers' shares of their CPU: {shares}; the function's CPU per "
+                f"request: {spent} ms (direct: {direct_cpu_ms(balance)} ms)."
+            )
     else:
         why = pooled["skipped"] if pooled else "no `--queue-proxy PATH`"
         lines.append(f"Through Knative's queue-proxy: not run ({why}).")
     return lines
+
+
+def direct_cpu_ms(balance: dict) -> float:
+    """The function's CPU per request (front and workers) in the direct balance runs, their median."""
+    return round(statistics.median(sum(r["cpu_ms_per_request"].values()) for r in balance["runs"]), 3)
 
 
 def profile_lines(result: dict) -> list[str]:

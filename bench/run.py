@@ -198,7 +198,7 @@ def shipped_function(args, server_env: dict[str, str], bodies: dict[str, Body]) 
         tutorial_runs = [
             measured(server, bodies["multipart"], c, args.seconds, "function multipart") for c in CONCURRENCY
         ]
-        pooled = queue_proxy_runs(args, port, bodies["v1"]) if args.queue_proxy else None
+        pooled = queue_proxy_runs(args, server, port, bodies["v1"]) if args.queue_proxy else None
         spied = profile(server, bodies["v1"], args.seconds, WORK / "profile")
         print(
             f"profile at c=1: front {spied['front']['cpu_ms_per_request']} ms CPU, "
@@ -231,8 +231,11 @@ def photo_runs(args, server_env: dict[str, str], probe: Body, photo_bodies: dict
         server.stop()
 
 
-def queue_proxy_runs(args, user_port: int, body: Body) -> dict:
-    """BALANCE_RUNS runs at concurrency 32 through queue-proxy, and the share of the CPU it took."""
+def queue_proxy_runs(args, function: Server, user_port: int, body: Body) -> dict:
+    """BALANCE_RUNS runs at concurrency 32 through queue-proxy: the cores it took, the function's CPU
+    per request, and each inference worker's share of the workers' CPU (how evenly the work spread
+    over the cores whatever queue-proxy's pooled connections did)."""
+    from bench.profile import workers
     from bench.queue_proxy import FIXED_PORTS, busy, start
 
     taken = busy(FIXED_PORTS)
@@ -244,12 +247,19 @@ def queue_proxy_runs(args, user_port: int, body: Body) -> dict:
     try:
         proxy.first_answer(body.path, body.read(), body.content_type, timeout=30)
         runs = []
+        pids = workers(function.process.pid)
         for _ in range(BALANCE_RUNS):
             before, started_at = cpu_seconds(proxy.process.pid)[0], time.perf_counter()
+            function_before, workers_before = sum(cpu_seconds(function.process.pid)), [cpu_seconds(p)[0] for p in pids]
             run = measured(proxy, body, 32, args.seconds, "queue-proxy -> function")
             run["queue_proxy_cores"] = round(
                 (cpu_seconds(proxy.process.pid)[0] - before) / (time.perf_counter() - started_at), 3
             )
+            used = [cpu_seconds(p)[0] - b for p, b in zip(pids, workers_before, strict=True)]
+            run["function_cpu_ms_per_request"] = round(
+                (sum(cpu_seconds(function.process.pid)) - function_before) * 1000 / max(run["requests"], 1), 3
+            )
+            run["worker_cpu_shares"] = [round(u / max(sum(used), 1e-9), 3) for u in used]
             runs.append(run)
     finally:
         proxy.stop(grace_seconds=0)  # on SIGTERM queue-proxy waits 30 s for Kubernetes to notice

@@ -1,17 +1,27 @@
-"""The ASGI application: lifespan, then per request route, read the body, run the view, answer.
+"""The application: per request route, read the body, run the view, answer; and the lifespan.
 
 Everything a request costs before its view runs is bounded here: the route is matched before any
 of the body is read, the body is read within MAX_BODY_BYTES and BODY_TIMEOUT_SECONDS, and any error
 becomes the JSON body of the route's protocol. The request line and headers are bounded before
-this (see `function.server`). One access-log line per request, one metrics observation.
+this (see `function.connection`). One access-log line per request, one metrics observation.
 """
 
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from function.errors import HTTPError, Unavailable
-from function.http import ClientGone, Request, Response, error_response, headers_of, read_body
+from function.http import (
+    BodyReader,
+    ClientGone,
+    Request,
+    Response,
+    asgi_body_reader,
+    check_declared_length,
+    error_response,
+    headers_of,
+)
 from function.lifecycle import Function
 from function.routes import UNMATCHED, match, table, template_of
 
@@ -20,7 +30,13 @@ errors = logging.getLogger(__name__)
 REQUEST_ID_HEADERS = ("ce-id", "x-request-id")
 
 
+Writer = Callable[[Response], Awaitable[None]]
+
+
 class App:
+    """The function's requests, whatever carries them: `respond` is called by the server's own
+    HTTP protocol (`function.connection`) and, through `__call__`, by any ASGI server."""
+
     def __init__(self, fn: Function) -> None:
         self.fn = fn
         self.routes = table(fn.settings)
@@ -29,7 +45,15 @@ class App:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
-            await self._http(scope, receive, send)
+            head = scope["method"] == "HEAD"
+            await self.respond(
+                scope["method"],
+                scope["path"],
+                scope.get("query_string", b""),
+                headers_of(scope),
+                asgi_body_reader(receive),
+                lambda response: _send(send, response, head),
+            )
 
     async def _lifespan(self, receive, send) -> None:
         while True:
@@ -42,38 +66,40 @@ class App:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _http(self, scope: dict, receive, send) -> None:
+    async def respond(
+        self, method: str, path: str, query_string: bytes, headers: dict[str, str], read: BodyReader, write: Writer
+    ) -> None:
+        """Route, read the body within its limits, run the view, write the answer (nothing when the
+        client left before its body was read), then log and count it."""
         started = time.perf_counter()
-        method, oip = scope["method"], scope["path"].startswith("/v2")
-        template = template_of(scope["path"])
+        oip = path.startswith("/v2")
+        template = template_of(path)
         if template not in self.routes:
             template = UNMATCHED
-        headers = headers_of(scope)
         body_read = False
+        settings = self.fn.settings
         try:
-            route, view = match(self.routes, scope["path"], method, self.fn.settings.model_name)
+            route, view = match(self.routes, path, method, settings.model_name)
             template, oip = route.template, route.oip
             body = b""
             if method == "POST":
-                body = await read_body(
-                    receive, headers, self.fn.settings.max_body_bytes, self.fn.settings.body_timeout_seconds
-                )
+                check_declared_length(headers, settings.max_body_bytes)
+                body = await read(settings.max_body_bytes, settings.body_timeout_seconds)
                 body_read = True
-            request = Request(method, scope["path"], scope.get("query_string", b""), headers, body)
-            response = await view(request, self.fn)
+            response = await view(Request(method, path, query_string, headers, body), self.fn)
         except ClientGone:
             self._observe(method, template, 499, time.perf_counter() - started, headers)
             return
         except HTTPError as error:
             response = error_response(error, oip)
-        except asyncio.CancelledError:  # the shutdown's grace period ran out: a JSON 503, not uvicorn's text 500
+        except asyncio.CancelledError:  # the shutdown's grace period ran out: a JSON 503, not a bare 500
             response = error_response(Unavailable("the function is shutting down; retry", retry_after=1), oip)
         except Exception as exc:  # the last line of defence answers JSON, never a stack trace
             errors.exception("unhandled error on %s %s", method, template)
             response = error_response(HTTPError(f"internal error ({type(exc).__name__}); see the function's log"), oip)
         if not body_read and _has_body(headers):
             response.headers["Connection"] = "close"  # a body nobody reads must not keep the connection busy
-        await _send(send, response, head=method == "HEAD")
+        await write(response)
         # The event loop writes the response once this step yields: log and count after that.
         asyncio.get_running_loop().call_soon(
             self._observe, method, template, response.status, time.perf_counter() - started, headers

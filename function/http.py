@@ -75,30 +75,47 @@ def headers_of(scope: dict) -> dict[str, str]:
     return headers
 
 
-async def read_body(
-    receive: Callable[[], Awaitable[dict]], headers: dict[str, str], limit: int, timeout: float
-) -> bytes:
-    """The whole body: 413 from Content-Length before reading or once past `limit`; 408 when it
-    has not all arrived within `timeout` (a stalled or trickling client)."""
+BodyReader = Callable[[int, float], Awaitable[bytes]]  # (limit, timeout) -> the whole body
+
+
+def check_declared_length(headers: dict[str, str], limit: int) -> None:
+    """413 from Content-Length before a byte of the body is read; 400 when it is not a number."""
     declared = headers.get("content-length")
     if declared is not None:
         if not (declared.isascii() and declared.isdigit() and len(declared) <= 18):
             raise InvalidRequest(f"Content-Length {declared[:40]!r} is not a number")
         if int(declared) > limit:
             raise BodyTooLarge(f"the body has {declared} bytes, over the limit of {limit} (MAX_BODY_BYTES)")
-    chunks, size = [], 0
-    try:
-        async with asyncio.timeout(timeout):  # one deadline for the whole body, not per chunk
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise ClientGone
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > limit:
-                    raise BodyTooLarge(f"the body is over the limit of {limit} bytes (MAX_BODY_BYTES)")
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    except TimeoutError as exc:
-        raise RequestTimeout(f"the body did not arrive within {timeout:g} s (BODY_TIMEOUT_SECONDS)") from exc
+
+
+def body_too_large(limit: int) -> BodyTooLarge:
+    return BodyTooLarge(f"the body is over the limit of {limit} bytes (MAX_BODY_BYTES)")
+
+
+def body_late(timeout: float) -> RequestTimeout:
+    return RequestTimeout(f"the body did not arrive within {timeout:g} s (BODY_TIMEOUT_SECONDS)")
+
+
+def asgi_body_reader(receive: Callable[[], Awaitable[dict]]) -> BodyReader:
+    """An ASGI `receive` as a body reader: 413 once past `limit`, 408 when the body has not all
+    arrived within `timeout` (a stalled or trickling client)."""
+
+    async def read(limit: int, timeout: float) -> bytes:
+        chunks, size = [], 0
+        try:
+            async with asyncio.timeout(timeout):  # one deadline for the whole body, not per chunk
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise ClientGone
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > limit:
+                        raise body_too_large(limit)
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        except TimeoutError as exc:
+            raise body_late(timeout) from exc
+
+    return read

@@ -91,5 +91,6 @@ def test_malformed_framing_is_never_a_5xx(target, request: bytes) -> None:
         length = int(
             next(v for k, v in (h.split(b": ", 1) for h in head.split(b"\r\n")[1:]) if k.lower() == b"content-length")
         )
-        assert "error" in json.loads(rest[:length]), answer[:300]
+        if rest or not request.startswith(b"HEAD "):  # an answer to HEAD has no body
+            assert "error" in json.loads(rest[:length]), answer[:300]
     assert requests.get(f"{target.url}/health/liveness", timeout=5).status_code == 200

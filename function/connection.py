@@ -1,0 +1,377 @@
+"""One HTTP/1.1 client connection: httptools parses it, each request goes to the app whole, one
+write answers it.
+
+uvicorn runs the server around this protocol (the listening socket, signals, the lifespan, the
+graceful drain on SIGTERM: `function.server`), but not its HTTP protocol: that one turns every
+request into an ASGI cycle (a scope, an event, message dicts, a task wrapper, head and body
+written apart), which cost about a third of the front's CPU per request at concurrency 1 (`make
+bench`'s profile). Here the app's `respond` gets the request directly. What the function relies on
+is kept: keep-alive and its timeout, pipelined requests answered one at a time in order, Expect:
+100-continue, HTTP/1.0, back-pressure (no reading while the answers are not read), and limits
+enforced before any application code runs:
+
+- the request target (path and query) at MAX_URL_BYTES: 414;
+- the header names and values at MAX_HEADER_BYTES: 431;
+- the time to deliver a request's headers at HEADER_TIMEOUT_SECONDS from its first byte (or from
+  the connection's opening): 408, and the connection is closed;
+- the body at MAX_BODY_BYTES: what is over it is never kept (the app answers 413);
+- malformed HTTP framing (a bad request line, a chunk size `zz`): 400.
+
+Every refusal is a JSON error body with `Connection: close`, logged and counted like a request.
+"""
+
+import asyncio
+import collections
+import json
+import logging
+import urllib.parse
+from collections.abc import Callable
+from http import HTTPStatus
+
+import httptools
+
+from function.app import App
+from function.config import Settings
+from function.errors import ClientError, HeadersTooLarge, HTTPError, MalformedHTTP, RequestTimeout, URITooLong
+from function.http import ClientGone, Response, body_late, body_too_large, error_response
+
+log = logging.getLogger("function.access")
+STATUS_LINES = {status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus}
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class _Refused(Exception):
+    """Raised from a parser callback to stop parsing; the error it carries is the answer."""
+
+    def __init__(self, error: ClientError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class _Request:
+    """One request as parsed: its head, then its body as it arrives."""
+
+    __slots__ = (
+        "chunks",
+        "complete",
+        "expect_continue",
+        "gone",
+        "headers",
+        "keep_alive",
+        "method",
+        "path",
+        "query",
+        "size",
+        "too_large",
+        "waiter",
+    )
+
+    def __init__(self) -> None:
+        self.headers: dict[str, str] = {}
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.complete = self.too_large = self.gone = self.expect_continue = self.keep_alive = False
+        self.waiter: asyncio.Future | None = None
+        self.method = self.path = ""
+        self.query = b""
+
+    def wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+
+class Connection(asyncio.Protocol):
+    """The protocol uvicorn's server instantiates per connection (see `protocol_class`)."""
+
+    app: App
+    settings: Settings
+    on_refused: Callable[[int], None]
+
+    def __init__(self, config, server_state, app_state=None, _loop=None) -> None:
+        self.loop = _loop or asyncio.get_event_loop()
+        self.server_state = server_state
+        self.keep_alive_seconds = config.timeout_keep_alive
+        self.parser = httptools.HttpRequestParser(self)
+        self.parser.set_dangerous_leniencies(lenient_data_after_close=True)  # answer what came before a close
+        self.transport: asyncio.Transport | None = None
+        self.parsing: _Request | None = None  # the request whose head or body is being parsed
+        self.current: _Request | None = None  # the request being answered
+        self.waiting: collections.deque[_Request] = collections.deque()  # pipelined behind it
+        self.url = bytearray()
+        self.header_bytes = 0
+        self.last_name: str | None = None
+        self.refusal: ClientError | None = None
+        self.received_any = False
+        self.closing = False  # no request after the current one (shutdown, Connection: close)
+        self.eof = False  # the client sent all it will: close once its complete requests are answered
+        self.write_paused = self.read_paused = False
+        self.header_timer: asyncio.TimerHandle | None = None
+        self.keep_alive_timer: asyncio.TimerHandle | None = None
+
+    # Transport events ---------------------------------------------------------------------------
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.server_state.connections.add(self)
+        self._arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server_state.connections.discard(self)
+        self._cancel_timers()
+        for request in (self.current, *self.waiting):
+            if request is not None:
+                request.gone = True
+                request.wake()
+        self.waiting.clear()
+
+    def eof_received(self) -> bool:
+        """The client closed its side (it has sent everything): answer the requests it completed,
+        then close. With none, or with a body cut short, the transport closes now."""
+        self.eof = True
+        return (self.current is not None and self.current.complete) or bool(self.waiting)
+
+    def data_received(self, data: bytes) -> None:
+        if self.keep_alive_timer is not None:
+            self.keep_alive_timer.cancel()
+            self.keep_alive_timer = None
+        self.received_any = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            log.warning("an Upgrade request is answered as plain HTTP (this function speaks HTTP/1.1 only)")
+        except httptools.HttpParserError as exc:
+            self._refuse(self.refusal or MalformedHTTP(f"malformed HTTP request: {str(exc)[:120]}"))
+
+    def pause_writing(self) -> None:
+        """The client does not read its answers: read no more requests until it does."""
+        self.write_paused = True
+        self._pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.current is None:
+            self._next()
+
+    def shutdown(self) -> None:
+        """uvicorn's graceful shutdown: close when idle, else after the answer in progress."""
+        self.closing = True
+        if self.current is None and self.transport is not None:
+            self.transport.close()
+
+    # Parser callbacks ---------------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.parsing = _Request()
+        self.url.clear()
+        self.header_bytes = 0
+        self.last_name = None
+        if self.header_timer is None:
+            self._arm_header_timer()
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        if len(self.url) > self.settings.max_url_bytes:
+            self._stop(URITooLong(f"the request target is over {self.settings.max_url_bytes} bytes (MAX_URL_BYTES)"))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_bytes += len(name) + len(value)
+        if self.header_bytes > self.settings.max_header_bytes:
+            limit = self.settings.max_header_bytes
+            self._stop(HeadersTooLarge(f"the headers are over {limit} bytes (MAX_HEADER_BYTES)"))
+        headers, key, text = self.parsing.headers, name.decode("latin-1").lower(), value.decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text  # repeated headers joined
+
+    def on_headers_complete(self) -> None:
+        self._cancel_header_timer()
+        request, parser = self.parsing, self.parser
+        request.method = parser.get_method().decode("ascii")
+        request.keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
+        request.expect_continue = request.headers.get("expect", "").lower() == "100-continue"
+        target = httptools.parse_url(bytes(self.url))
+        path = target.path.decode("ascii")
+        request.path = urllib.parse.unquote(path) if "%" in path else path
+        request.query = target.query or b""
+        if self.current is None and not self.waiting:
+            self._start(request)
+        else:  # pipelined: answered in turn; read nothing more meanwhile
+            self.waiting.append(request)
+            self._pause_reading()
+
+    def on_body(self, chunk: bytes) -> None:
+        request = self.parsing
+        if request.too_large:
+            return
+        request.size += len(chunk)
+        if request.size > self.settings.max_body_bytes:
+            request.too_large, request.chunks = True, []  # never kept; the app answers 413
+        else:
+            request.chunks.append(chunk)
+        request.wake()
+
+    def on_message_complete(self) -> None:
+        self.parsing.complete = True
+        self.parsing.wake()
+        self.parsing = None
+
+    # Requests -----------------------------------------------------------------------------------
+
+    def _start(self, request: _Request) -> None:
+        self.current = request
+        task = self.loop.create_task(self._answer(request))
+        self.server_state.tasks.add(task)
+        task.add_done_callback(self.server_state.tasks.discard)
+
+    async def _answer(self, request: _Request) -> None:
+        async def read(limit: int, timeout: float) -> bytes:
+            return await self._read(request, limit, timeout)
+
+        async def write(response: Response) -> None:
+            self._write(request, response)
+
+        try:
+            await self.app.respond(request.method, request.path, request.query, request.headers, read, write)
+        finally:
+            self._finished(request)
+
+    async def _read(self, request: _Request, limit: int, timeout: float) -> bytes:
+        """The whole body: ClientGone when the client left, 413 past `limit`, 408 after `timeout`."""
+        if request.expect_continue and not self.transport.is_closing():
+            request.expect_continue = False
+            self.transport.write(CONTINUE)
+        if not (request.complete or request.too_large or request.gone):
+            try:
+                async with asyncio.timeout(timeout):  # one deadline for the whole body, not per chunk
+                    while not (request.complete or request.too_large or request.gone):
+                        request.waiter = self.loop.create_future()
+                        await request.waiter
+            except TimeoutError as exc:
+                raise body_late(timeout) from exc
+        if request.gone:
+            raise ClientGone
+        if request.too_large or request.size > limit:
+            raise body_too_large(limit)
+        chunks = request.chunks
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _write(self, request: _Request, response: Response) -> None:
+        """Head and body in one write; the connection closes after it unless both sides keep it."""
+        if self.transport.is_closing():
+            return
+        close = self.closing or not request.keep_alive or response.headers.get("Connection", "").lower() == "close"
+        head = [STATUS_LINES.get(response.status) or f"HTTP/1.1 {response.status} Status\r\n".encode()]
+        for name, value in self.server_state.default_headers:
+            head += (name, b": ", value, b"\r\n")
+        try:
+            head += [_header_line(k, v) for k, v in response.headers.items() if k.lower() != "connection"]
+        except ValueError as exc:  # never sent: it would split or garble the response
+            log.error("%s %s: a response header cannot be sent (%s); answering 500", request.method, request.path, exc)
+            close, response = True, error_response(HTTPError("internal error (a response header); see the log"))
+            head = head[:1] + [_header_line(name, value) for name, value in response.headers.items()]
+        head.append(b"content-length: %d\r\n" % len(response.body))
+        if close:
+            head.append(b"connection: close\r\n")
+        head.append(b"\r\n")
+        if request.method != "HEAD":
+            head.append(response.body)
+        self.transport.write(b"".join(head))
+        if close:
+            self.closing = True
+            self.transport.close()
+
+    def _finished(self, request: _Request) -> None:
+        self.current = None
+        if not self.transport.is_closing() and not request.complete:
+            self.closing = True  # its body is still arriving (unread): the connection cannot be reused
+            self.transport.close()
+        if self.closing:
+            if not self.transport.is_closing():
+                self.transport.close()
+            return
+        self._next()
+
+    def _next(self) -> None:
+        """The next pipelined request, or wait for one (reading again, under the keep-alive timeout)."""
+        if self.write_paused or self.transport.is_closing():
+            return
+        if self.waiting:
+            self._start(self.waiting.popleft())
+            if self.waiting:
+                return
+        elif self.eof:
+            self.transport.close()
+            return
+        self._resume_reading()
+        if self.current is None and self.keep_alive_timer is None:
+            self.keep_alive_timer = self.loop.call_later(self.keep_alive_seconds, self._idle_too_long)
+
+    def _idle_too_long(self) -> None:
+        self.keep_alive_timer = None
+        if self.current is None and not self.transport.is_closing():
+            self.transport.close()
+
+    def _pause_reading(self) -> None:
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self.read_paused and not self.write_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    # Refusals -----------------------------------------------------------------------------------
+
+    def _stop(self, error: ClientError) -> None:
+        self.refusal = error
+        raise _Refused(error)
+
+    def _arm_header_timer(self) -> None:
+        self.header_timer = self.loop.call_later(self.settings.header_timeout_seconds, self._headers_late)
+
+    def _cancel_header_timer(self) -> None:
+        if self.header_timer is not None:
+            self.header_timer.cancel()
+            self.header_timer = None
+
+    def _cancel_timers(self) -> None:
+        self._cancel_header_timer()
+        if self.keep_alive_timer is not None:
+            self.keep_alive_timer.cancel()
+            self.keep_alive_timer = None
+
+    def _headers_late(self) -> None:
+        self.header_timer = None
+        if self.transport.is_closing():
+            return
+        if not self.received_any and self.current is None:
+            self.transport.close()  # opened and never used: nobody to answer
+            return
+        seconds = self.settings.header_timeout_seconds
+        self._refuse(RequestTimeout(f"the headers did not arrive within {seconds:g} s (HEADER_TIMEOUT_SECONDS)"))
+
+    def _refuse(self, error: ClientError) -> None:
+        """Answer `error`, then close the connection (a request in progress goes unanswered)."""
+        self._cancel_timers()
+        if self.transport.is_closing():
+            return
+        body = json.dumps({"error": {"code": error.code, "message": error.message}}).encode()
+        head = (
+            f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\n"
+            f"content-type: application/json\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        )
+        self.transport.write(head.encode() + body)
+        self.closing = True
+        self.transport.close()
+        self.on_refused(error.status)
+        log.info("- refused %d %s", error.status, error.message)
+
+
+def _header_line(name: str, value: str) -> bytes:
+    """One header line; ValueError for a value that is not Latin-1 or holds a line break."""
+    if "\r" in value or "\n" in value or "\0" in value:
+        raise ValueError(f"{name} holds a line break")
+    return f"{name.lower()}: {value}\r\n".encode("latin-1")  # UnicodeEncodeError is a ValueError
+
+
+def protocol_class(app: App, settings: Settings, on_refused: Callable[[int], None]) -> type[Connection]:
+    return type("Protocol", (Connection,), {"app": app, "settings": settings, "on_refused": staticmethod(on_refused)})
