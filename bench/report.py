@@ -142,15 +142,20 @@ def profile_lines(result: dict) -> list[str]:
 def latency_lines(result: dict) -> list[str]:
     """Each c=1 p50 of ours against the in-process decode + forward measured just before and after it."""
     parts = [
-        f"{server['name']} p50 {run['p50_ms']} ms against {run['request_ms_around'][0]} and "
-        f"{run['request_ms_around'][1]} ms ({run['x_request_ms']}x)"
+        f"{server['name']}: "
+        + ", ".join(
+            f"p50 {each['p50_ms']} ms against {each['request_ms_around'][0]} and {each['request_ms_around'][1]} ms "
+            f"({each['x_request_ms']}x)"
+            for each in run.get("repeats", [run])
+        )
+        + (f", median {run['x_request_ms']}x" if "repeats" in run else "")
         for server in result["servers"]
         for run in server["runs"]
         if "request_ms_around" in run
     ]
     if not parts:
         return []
-    return [f"At c=1, against the in-process decode + forward measured around the run: {'; '.join(parts)}."]
+    return [f"At c=1, against the in-process decode + forward measured around each run: {'; '.join(parts)}."]
 
 
 def tables(result: dict) -> str:
