@@ -52,7 +52,7 @@ class _Request:
     """One request as parsed: its head, then its body as it arrives."""
 
     __slots__ = (
-        "chunks",
+        "body",
         "complete",
         "expect_continue",
         "gone",
@@ -68,7 +68,7 @@ class _Request:
 
     def __init__(self) -> None:
         self.headers: dict[str, str] = {}
-        self.chunks: list[bytes] = []
+        self.body = bytearray()  # not a list of chunks: a million 1-byte chunks must cost a megabyte
         self.size = 0
         self.complete = self.too_large = self.gone = self.expect_continue = self.keep_alive = False
         self.waiter: asyncio.Future | None = None
@@ -98,8 +98,8 @@ class Connection(asyncio.Protocol):
         self.current: _Request | None = None  # the request being answered
         self.waiting: collections.deque[_Request] = collections.deque()  # pipelined behind it
         self.url = bytearray()
+        self.raw_headers: list[tuple[bytes, bytes]] = []
         self.header_bytes = 0
-        self.last_name: str | None = None
         self.refusal: ClientError | None = None
         self.received_any = False
         self.closing = False  # no request after the current one (shutdown, Connection: close)
@@ -163,8 +163,8 @@ class Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.parsing = _Request()
         self.url.clear()
+        self.raw_headers = []
         self.header_bytes = 0
-        self.last_name = None
         if self.header_timer is None:
             self._arm_header_timer()
 
@@ -174,16 +174,16 @@ class Connection(asyncio.Protocol):
             self._stop(URITooLong(f"the request target is over {self.settings.max_url_bytes} bytes (MAX_URL_BYTES)"))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.header_bytes += len(name) + len(value)
+        self.header_bytes += len(name) + len(value) + 4  # as on the wire: ": " and CRLF count too
         if self.header_bytes > self.settings.max_header_bytes:
             limit = self.settings.max_header_bytes
             self._stop(HeadersTooLarge(f"the headers are over {limit} bytes (MAX_HEADER_BYTES)"))
-        headers, key, text = self.parsing.headers, name.decode("latin-1").lower(), value.decode("latin-1")
-        headers[key] = f"{headers[key]}, {text}" if key in headers else text  # repeated headers joined
+        self.raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._cancel_header_timer()
         request, parser = self.parsing, self.parser
+        request.headers = joined_headers(self.raw_headers)
         request.method = parser.get_method().decode("ascii")
         request.keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
         request.expect_continue = request.headers.get("expect", "").lower() == "100-continue"
@@ -203,10 +203,10 @@ class Connection(asyncio.Protocol):
             return
         request.size += len(chunk)
         if request.size > self.settings.max_body_bytes:
-            request.too_large, request.chunks = True, []  # never kept; the app answers 413
+            request.too_large, request.body = True, bytearray()  # never kept; the app answers 413
+            request.wake()
         else:
-            request.chunks.append(chunk)
-        request.wake()
+            request.body += chunk  # the reader waits for the whole body: no wake-up per chunk
 
     def on_message_complete(self) -> None:
         self.parsing.complete = True
@@ -250,8 +250,7 @@ class Connection(asyncio.Protocol):
             raise ClientGone
         if request.too_large or request.size > limit:
             raise body_too_large(limit)
-        chunks = request.chunks
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return bytes(request.body)
 
     def _write(self, request: _Request, response: Response) -> None:
         """Head and body in one write; the connection closes after it unless both sides keep it."""
@@ -364,6 +363,15 @@ class Connection(asyncio.Protocol):
         self.transport.close()
         self.on_refused(error.status)
         log.info("- refused %d %s", error.status, error.message)
+
+
+def joined_headers(pairs: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Lower-case names; a repeated header's values joined with ", " once (not string by string: 4,000
+    one-byte repeats would cost quadratic time)."""
+    grouped: dict[str, list[str]] = {}
+    for name, value in pairs:
+        grouped.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+    return {name: values[0] if len(values) == 1 else ", ".join(values) for name, values in grouped.items()}
 
 
 def _header_line(name: str, value: str) -> bytes:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from function.connection import _header_line
+from function.connection import _header_line, joined_headers
 
 
 def connect(server) -> socket.socket:
@@ -122,16 +122,34 @@ def test_an_idle_keep_alive_connection_is_closed_after_its_timeout(start_server)
     assert rest_until_closed(sock) == b"" and 0.5 < time.monotonic() - started < 5
 
 
-def vm_rss_kib(pid: int) -> int:
+def vm_kib(pid: int, field: str = "VmRSS") -> int:
     status = Path(f"/proc/{pid}/status").read_text()
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith(f"{field}:")))
+
+
+def test_a_body_of_two_million_two_byte_chunks_costs_its_size_not_an_object_per_chunk(server) -> None:
+    peak = vm_kib(server.process.pid, "VmHWM")
+    sock, buffer = connect(server), bytearray()
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n"
+    sock.sendall(head + b"2\r\nxy\r\n" * 2_000_000 + b"0\r\n\r\n")  # (1-byte bytes are shared objects)
+    status, _, body = read_response(sock, buffer)
+    assert status == 400 and json.loads(body)["error"]["code"] == "invalid_image"  # read whole, then judged
+    assert vm_kib(server.process.pid, "VmHWM") - peak < 40_000  # a list of 2,000,000 bytes objects: ~85 MB
+    sock.close()
+
+
+def test_repeated_headers_are_joined_in_order_once() -> None:
+    pairs = [(b"X-A", b"1"), (b"content-type", b"image/png"), (b"x-a", b"2"), (b"X-a", b"")]
+    assert joined_headers(pairs) == {"x-a": "1, 2, ", "content-type": "image/png"}
+    many = joined_headers([(b"a", b"v")] * 4000)
+    assert many == {"a": ", ".join(["v"] * 4000)}
 
 
 def test_a_client_that_reads_no_answers_is_read_no_further(server) -> None:
     """A million pipelined scrapes of /metrics (34 MB of requests, GBs of answers) from a client that
     reads none: the server stops reading it once its answers back up, keeps its memory, and answers
     everyone else."""
-    before = vm_rss_kib(server.process.pid)
+    before = vm_kib(server.process.pid)
     hog = connect(server)
     hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     flood = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 1_000_000
@@ -151,7 +169,7 @@ def test_a_client_that_reads_no_answers_is_read_no_further(server) -> None:
     other, buffer = connect(server), bytearray()
     other.sendall(b"GET /health/readiness HTTP/1.1\r\nHost: x\r\n\r\n")
     assert read_response(other, buffer)[0] == 200
-    assert vm_rss_kib(server.process.pid) - before < 30_000
+    assert vm_kib(server.process.pid) - before < 30_000
     hog.close()
     sender.join(5)
 
