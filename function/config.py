@@ -77,6 +77,9 @@ class Settings:
     )
     body_timeout_seconds: float = _setting(30.0, "a request's whole body must arrive within this; else 408 and closed")
     keepalive_timeout_seconds: float = _setting(5.0, "an idle keep-alive connection is closed after this")
+    send_timeout_seconds: float = _setting(
+        30.0, "a client that reads none of its answers for this long while they back up is cut off"
+    )
     shutdown_timeout_seconds: float = _setting(
         25.0, "on SIGTERM, how long requests in flight may take before the server exits"
     )
@@ -136,6 +139,7 @@ class Settings:
             "header_timeout_seconds",
             "body_timeout_seconds",
             "keepalive_timeout_seconds",
+            "send_timeout_seconds",
             "worker_timeout_seconds",
             "batch_max_size",
             "queue_max_images",

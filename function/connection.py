@@ -38,6 +38,7 @@ from function.http import ClientGone, Response, body_late, body_too_large, error
 log = logging.getLogger("function.access")
 STATUS_LINES = {status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus}
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+HEAD_SLACK_BYTES = 1024  # the method, the version and the line ends, beside MAX_URL_BYTES and MAX_HEADER_BYTES
 
 
 class _Refused(Exception):
@@ -100,13 +101,18 @@ class Connection(asyncio.Protocol):
         self.url = bytearray()
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self.header_bytes = 0
-        self.refusal: ClientError | None = None
+        self.in_head = False  # a request's head has begun and not ended
+        self.head_bytes = 0  # bytes received since the chunk in which that head began
+        self.refusal: ClientError | None = None  # raised from a parser callback
+        self.deferred: ClientError | None = None  # a refusal waiting for the answers before it
         self.received_any = False
         self.closing = False  # no request after the current one (shutdown, Connection: close)
         self.eof = False  # the client sent all it will: close once its complete requests are answered
+        self.upgrade = False  # the client asked to switch protocols: nothing after its request is read
         self.write_paused = self.read_paused = False
         self.header_timer: asyncio.TimerHandle | None = None
         self.keep_alive_timer: asyncio.TimerHandle | None = None
+        self.send_timer: asyncio.TimerHandle | None = None
 
     # Transport events ---------------------------------------------------------------------------
 
@@ -120,9 +126,13 @@ class Connection(asyncio.Protocol):
         self._cancel_timers()
         for request in (self.current, *self.waiting):
             if request is not None:
-                request.gone = True
+                request.gone, request.body = True, bytearray()
                 request.wake()
         self.waiting.clear()
+        # The parser and this protocol refer to each other: break the cycle, or a dead connection's
+        # partial head or body (megabytes) waits for the garbage collector.
+        self.parser = self.parsing = None
+        self.raw_headers, self.url = [], bytearray()
 
     def eof_received(self) -> bool:
         """The client closed its side (it has sent everything): answer the requests it completed,
@@ -131,26 +141,44 @@ class Connection(asyncio.Protocol):
         return (self.current is not None and self.current.complete) or bool(self.waiting)
 
     def data_received(self, data: bytes) -> None:
-        if self.keep_alive_timer is not None:
-            self.keep_alive_timer.cancel()
-            self.keep_alive_timer = None
+        if self.parser is None or self.deferred is not None or self.upgrade:
+            return  # nothing more is parsed on this connection
         self.received_any = True
+        if self.in_head:
+            self.head_bytes += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            log.warning("an Upgrade request is answered as plain HTTP (this function speaks HTTP/1.1 only)")
+            return  # its request is complete and answered as HTTP/1.1; what follows is not HTTP/1.1
         except httptools.HttpParserError as exc:
             self._refuse(self.refusal or MalformedHTTP(f"malformed HTTP request: {str(exc)[:120]}"))
+            return
+        # httptools keeps an unfinished header name or value to itself: bound the head as it arrives
+        head_limit = self.settings.max_url_bytes + self.settings.max_header_bytes + HEAD_SLACK_BYTES
+        if self.in_head and self.head_bytes > head_limit:
+            self._refuse(HeadersTooLarge(f"the request head is over {head_limit} bytes (MAX_HEADER_BYTES)"))
 
     def pause_writing(self) -> None:
-        """The client does not read its answers: read no more requests until it does."""
+        """The client does not read its answers: read no more requests until it does, and cut it off
+        if it reads nothing for SEND_TIMEOUT_SECONDS."""
         self.write_paused = True
         self._pause_reading()
+        if self.send_timer is None:
+            self.send_timer = self.loop.call_later(self.settings.send_timeout_seconds, self._unread_too_long)
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        if self.send_timer is not None:
+            self.send_timer.cancel()
+            self.send_timer = None
         if self.current is None:
             self._next()
+
+    def _unread_too_long(self) -> None:
+        self.send_timer = None
+        seconds = self.settings.send_timeout_seconds
+        log.info("- cut a client that read none of its answers for %g s (SEND_TIMEOUT_SECONDS)", seconds)
+        self.transport.abort()  # close() would wait for the unread answers to drain
 
     def shutdown(self) -> None:
         """uvicorn's graceful shutdown: close when idle, else after the answer in progress."""
@@ -164,8 +192,12 @@ class Connection(asyncio.Protocol):
         self.parsing = _Request()
         self.url.clear()
         self.raw_headers = []
-        self.header_bytes = 0
-        if self.header_timer is None:
+        self.header_bytes = self.head_bytes = 0
+        self.in_head = True
+        if self.keep_alive_timer is not None:  # a request begins: not idle (a stray CRLF is not one)
+            self.keep_alive_timer.cancel()
+            self.keep_alive_timer = None
+        if self.header_timer is None and not self.read_paused:
             self._arm_header_timer()
 
     def on_url(self, url: bytes) -> None:
@@ -182,13 +214,20 @@ class Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._cancel_header_timer()
+        self.in_head = False
         request, parser = self.parsing, self.parser
         request.headers = joined_headers(self.raw_headers)
         request.method = parser.get_method().decode("ascii")
-        request.keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
-        request.expect_continue = request.headers.get("expect", "").lower() == "100-continue"
+        version = parser.get_http_version()
+        request.keep_alive = version != "1.0" and parser.should_keep_alive()
+        request.expect_continue = version == "1.1" and request.headers.get("expect", "").lower() == "100-continue"
+        if parser.should_upgrade():  # Upgrade (h2c, websocket) or CONNECT: answered in HTTP/1.1, then closed
+            if request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers:
+                # the parser would leave such a body unread, to be taken for the next request
+                self._stop(MalformedHTTP("an Upgrade request with a body is not supported; send it without Upgrade"))
+            self.upgrade, request.keep_alive = True, False
         target = httptools.parse_url(bytes(self.url))
-        path = target.path.decode("ascii")
+        path = (target.path or b"/").decode("ascii")  # an absolute target may have no path
         request.path = urllib.parse.unquote(path) if "%" in path else path
         request.query = target.query or b""
         if self.current is None and not self.waiting:
@@ -289,15 +328,19 @@ class Connection(asyncio.Protocol):
         self._next()
 
     def _next(self) -> None:
-        """The next pipelined request, or wait for one (reading again, under the keep-alive timeout)."""
+        """The next pipelined request, or the refusal that waited for the answers before it, or wait
+        for a request (reading again, under the keep-alive timeout)."""
         if self.write_paused or self.transport.is_closing():
             return
         if self.waiting:
             self._start(self.waiting.popleft())
-            if self.waiting:
-                return
+        elif self.deferred is not None:
+            self._refuse(self.deferred)
+            return
         elif self.eof:
             self.transport.close()
+            return
+        if self.waiting or self.deferred is not None or self.upgrade:
             return
         self._resume_reading()
         if self.current is None and self.keep_alive_timer is None:
@@ -309,14 +352,18 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
     def _pause_reading(self) -> None:
+        """Read no more; a head under way is not timed meanwhile (it cannot arrive unread)."""
         if not self.read_paused:
             self.read_paused = True
             self.transport.pause_reading()
+            self._cancel_header_timer()
 
     def _resume_reading(self) -> None:
         if self.read_paused and not self.write_paused:
             self.read_paused = False
             self.transport.resume_reading()
+            if self.in_head and self.header_timer is None:
+                self._arm_header_timer()
 
     # Refusals -----------------------------------------------------------------------------------
 
@@ -334,9 +381,10 @@ class Connection(asyncio.Protocol):
 
     def _cancel_timers(self) -> None:
         self._cancel_header_timer()
-        if self.keep_alive_timer is not None:
-            self.keep_alive_timer.cancel()
-            self.keep_alive_timer = None
+        for timer in (self.keep_alive_timer, self.send_timer):
+            if timer is not None:
+                timer.cancel()
+        self.keep_alive_timer = self.send_timer = None
 
     def _headers_late(self) -> None:
         self.header_timer = None
@@ -349,10 +397,23 @@ class Connection(asyncio.Protocol):
         self._refuse(RequestTimeout(f"the headers did not arrive within {seconds:g} s (HEADER_TIMEOUT_SECONDS)"))
 
     def _refuse(self, error: ClientError) -> None:
-        """Answer `error`, then close the connection (a request in progress goes unanswered)."""
-        self._cancel_timers()
+        """Answer `error` once the requests before it are answered, then close the connection."""
+        self._cancel_header_timer()
         if self.transport.is_closing():
             return
+        failing = self.parsing
+        if failing is not None and failing is self.current:
+            failing.gone = True  # its own body is broken: this refusal is its answer
+            failing.wake()
+        elif self.current is not None or self.waiting:
+            if failing is not None and self.waiting and self.waiting[-1] is failing:
+                self.waiting.pop()  # its body is broken: it gets the refusal, not an answer
+            self.deferred = error  # written by `_next` after the answers before it; nothing more is read
+            self._pause_reading()
+            return
+        if self.keep_alive_timer is not None:  # the send timer stays: close() waits for the client to read
+            self.keep_alive_timer.cancel()
+            self.keep_alive_timer = None
         body = json.dumps({"error": {"code": error.code, "message": error.message}}).encode()
         head = (
             f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\n"
@@ -369,8 +430,8 @@ def joined_headers(pairs: list[tuple[bytes, bytes]]) -> dict[str, str]:
     """Lower-case names; a repeated header's values joined with ", " once (not string by string: 4,000
     one-byte repeats would cost quadratic time)."""
     grouped: dict[str, list[str]] = {}
-    for name, value in pairs:
-        grouped.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+    for name, value in pairs:  # a value's surrounding spaces are not part of it (RFC 9110, 5.5)
+        grouped.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1").strip(" \t"))
     return {name: values[0] if len(values) == 1 else ", ".join(values) for name, values in grouped.items()}
 
 

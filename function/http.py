@@ -82,10 +82,10 @@ def check_declared_length(headers: dict[str, str], limit: int) -> None:
     """413 from Content-Length before a byte of the body is read; 400 when it is not a number."""
     declared = headers.get("content-length")
     if declared is not None:
-        if not (declared.isascii() and declared.isdigit() and len(declared) <= 18):
+        if not (declared.isascii() and declared.isdigit()):
             raise InvalidRequest(f"Content-Length {declared[:40]!r} is not a number")
-        if int(declared) > limit:
-            raise BodyTooLarge(f"the body has {declared} bytes, over the limit of {limit} (MAX_BODY_BYTES)")
+        if len(declared) > 18 or int(declared) > limit:
+            raise BodyTooLarge(f"the body has {declared[:40]} bytes, over the limit of {limit} (MAX_BODY_BYTES)")
 
 
 def body_too_large(limit: int) -> BodyTooLarge:

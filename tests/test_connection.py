@@ -1,8 +1,10 @@
 """The server's own HTTP/1.1 protocol, over raw sockets to the real server: pipelining, Expect:
-100-continue, half-closed clients, HTTP/1.0, keep-alive and its timeout, back-pressure, and header
-lines it never sends."""
+100-continue, half-closed clients, HTTP/1.0, keep-alive and its timeout, back-pressure, Upgrade, and
+what a red-team pass found (refusals overtaking answers, heads that never end, dead connections'
+memory, clients that never read)."""
 
 import json
+import os
 import socket
 import threading
 import time
@@ -179,3 +181,142 @@ def test_a_header_value_that_would_split_or_garble_the_response_is_never_sent(va
     with pytest.raises(ValueError):
         _header_line("ce-id", value)
     assert _header_line("Content-Type", "application/json") == b"content-type: application/json\r\n"
+
+
+def fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_a_refusal_waits_for_the_answers_to_the_requests_before_it(server, jpeg: bytes) -> None:
+    sock, buffer = connect(server), bytearray()
+    sock.sendall(
+        b"GET /health/liveness HTTP/1.1\r\nHost: x\r\n\r\n"
+        + post("/", jpeg, "image/jpeg")
+        + b"GARBAGE\r\n\r\nGET /health/liveness HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    assert read_response(sock, buffer)[0] == 200
+    status, _, body = read_response(sock, buffer)
+    assert status == 200 and json.loads(body)["label"] == "horse"
+    status, headers, body = read_response(sock, buffer)
+    assert status == 400 and headers["connection"] == "close" and b"malformed_http" in body
+    assert buffer + rest_until_closed(sock) == b""  # nothing after the refusal
+
+
+def test_a_head_that_never_ends_is_cut_at_its_limit_not_buffered(server) -> None:
+    """httptools keeps an unfinished header value to itself, past MAX_HEADER_BYTES."""
+    peak = vm_kib(server.process.pid, "VmHWM")
+    for head in (b"GET /health/liveness HTTP/1.1\r\nHost: x\r\nX-Long: ", b"GET /health/liveness HTTP/1.1\r\nX"):
+        sock = connect(server)
+        sock.sendall(head)
+        answer = b""
+        try:
+            for _ in range(2000):  # up to 128 MB if nothing stops it
+                sock.sendall(b"a" * 65536)
+        except OSError:  # refused and closed: the rest is not taken
+            pass
+        answer = rest_until_closed(sock)
+        assert answer.startswith(b"HTTP/1.1 431") and b"headers_too_large" in answer, answer[:200]
+        sock.close()
+    assert vm_kib(server.process.pid, "VmHWM") - peak < 20_000
+
+
+def test_a_dead_connections_unfinished_body_is_freed_at_once(server) -> None:
+    before = vm_kib(server.process.pid)
+    for _ in range(6):  # 9 MB each, then a reset
+        sock = connect(server)
+        sock.sendall(post("/", b"", "image/jpeg", length=9_500_000) + b"\0" * 9_000_000)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+        sock.close()
+    time.sleep(1)
+    assert vm_kib(server.process.pid) - before < 25_000  # 54 MB if each waited for the garbage collector
+
+
+def test_a_stray_line_end_after_an_answer_does_not_hold_the_connection(start_server) -> None:
+    server = start_server(KEEPALIVE_TIMEOUT_SECONDS="1", HEADER_TIMEOUT_SECONDS="1")
+    server.wait("/health/liveness")
+    sock, buffer = connect(server), bytearray()
+    sock.sendall(b"GET /health/liveness HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert read_response(sock, buffer)[0] == 200
+    sock.sendall(b"\r\n")
+    started = time.monotonic()
+    assert rest_until_closed(sock) == b"" and time.monotonic() - started < 5
+
+
+def test_a_client_that_never_reads_is_cut_off_after_the_send_timeout(start_server) -> None:
+    server = start_server(SEND_TIMEOUT_SECONDS="2")
+    server.wait("/health/liveness")
+    pid, idle = server.process.pid, fds(server.process.pid)
+    hog = connect(server)
+    hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    hog.setblocking(False)
+    flood = memoryview(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 200_000)
+    sent, deadline = 0, time.monotonic() + 1  # under the timeout: the answers back up meanwhile
+    while time.monotonic() < deadline and sent < len(flood):
+        try:
+            sent += hog.send(flood[sent : sent + 65536])
+        except BlockingIOError:
+            time.sleep(0.05)
+    assert fds(pid) == idle + 1  # held while its answers back up
+    deadline = time.monotonic() + 10
+    while fds(pid) > idle and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert fds(pid) == idle  # cut
+    hog.close()
+
+
+def test_an_upgrade_is_answered_in_http_1_1_and_one_with_a_body_is_refused(server) -> None:
+    sock, buffer = connect(server), bytearray()
+    sock.sendall(
+        b"GET /health/liveness HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+        b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    status, headers, _ = read_response(sock, buffer)
+    assert status == 200 and headers["connection"] == "close"
+    assert buffer + rest_until_closed(sock) == b""  # what follows an Upgrade is not read as HTTP/1.1
+    smuggler, buffer = connect(server), bytearray()  # the body would have been run as a request
+    smuggled = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+    smuggler.sendall(
+        post(
+            "/predict",
+            b"",
+            "multipart/form-data; boundary=z",
+            "Connection: Upgrade",
+            "Upgrade: foo",
+            length=len(smuggled),
+        )
+    )
+    time.sleep(0.3)
+    smuggler.sendall(smuggled)
+    status, headers, body = read_response(smuggler, buffer)
+    assert status == 400 and b"Upgrade" in body and headers["connection"] == "close"
+    assert buffer + rest_until_closed(smuggler) == b""
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET http://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n", 200),  # absolute form, no path: /
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 1000000000000000000\r\n\r\n", 413),
+    ],
+)
+def test_odd_but_valid_heads(server, request_bytes: bytes, status: int) -> None:
+    sock = connect(server)
+    sock.sendall(request_bytes)
+    assert read_response(sock, bytearray())[0] == status
+    sock.close()
+
+
+def test_content_length_with_spaces_around_it_is_a_length(server, jpeg: bytes) -> None:
+    sock, buffer = connect(server), bytearray()
+    head = f"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)} \t\r\n\r\n"
+    sock.sendall(head.encode() + jpeg)
+    status, _, body = read_response(sock, buffer)
+    assert status == 200 and json.loads(body)["label"] == "horse"
+
+
+def test_an_http_1_0_client_gets_no_interim_100(server, jpeg: bytes) -> None:
+    sock = connect(server)
+    head = f"POST / HTTP/1.0\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\nExpect: 100-continue\r\n\r\n"
+    sock.sendall(head.encode() + jpeg)
+    answer = rest_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 200") and b"100 Continue" not in answer
