@@ -304,7 +304,7 @@ class Connection(asyncio.Protocol):
         except ValueError as exc:  # never sent: it would split or garble the response
             log.error("%s %s: a response header cannot be sent (%s); answering 500", request.method, request.path, exc)
             close, response = True, error_response(HTTPError("internal error (a response header); see the log"))
-            head = head[:1] + [_header_line(name, value) for name, value in response.headers.items()]
+            head = [STATUS_LINES[500]] + [_header_line(name, value) for name, value in response.headers.items()]
         head.append(b"content-length: %d\r\n" % len(response.body))
         if close:
             head.append(b"connection: close\r\n")

@@ -3,6 +3,7 @@
 what a red-team pass found (refusals overtaking answers, heads that never end, dead connections'
 memory, clients that never read)."""
 
+import asyncio
 import json
 import os
 import socket
@@ -11,8 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from uvicorn.server import ServerState
 
-from function.connection import _header_line, joined_headers
+from function.config import Settings
+from function.connection import _header_line, _Request, joined_headers, protocol_class
+from function.http import Response
 
 
 def connect(server) -> socket.socket:
@@ -320,3 +324,23 @@ def test_an_http_1_0_client_gets_no_interim_100(server, jpeg: bytes) -> None:
     sock.sendall(head.encode() + jpeg)
     answer = rest_until_closed(sock)
     assert answer.startswith(b"HTTP/1.1 200") and b"100 Continue" not in answer
+
+
+def test_an_answer_whose_header_would_split_the_response_goes_out_as_a_json_500() -> None:
+    """Through a real asyncio transport on a socket pair: the protocol's writer alone."""
+
+    async def exchange() -> bytes:
+        ours, theirs = socket.socketpair()
+        config = type("Config", (), {"timeout_keep_alive": 5})()
+        protocol = protocol_class(None, Settings(), lambda status: None)(config, ServerState())
+        await asyncio.get_running_loop().connect_accepted_socket(lambda: protocol, ours)
+        request = _Request()
+        request.method, request.path, request.keep_alive = "POST", "/", True
+        protocol._write(request, Response(200, b'{"ok": true}', {"ce-id": "a\r\nSet-Cookie: x=1"}))
+        theirs.settimeout(5)
+        return await asyncio.to_thread(rest_until_closed, theirs)
+
+    answer = asyncio.run(exchange())
+    assert answer.startswith(b"HTTP/1.1 500 ") and b"Set-Cookie" not in answer
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"connection: close" in head and json.loads(body)["error"]["code"] == "internal"
