@@ -33,7 +33,7 @@ import httptools
 from function.app import App
 from function.config import Settings
 from function.errors import ClientError, HeadersTooLarge, HTTPError, MalformedHTTP, RequestTimeout, URITooLong
-from function.http import ClientGone, Response, body_late, body_too_large, error_response
+from function.http import ClientGone, Response, body_late, body_too_large, error_response, joined_headers
 
 log = logging.getLogger("function.access")
 STATUS_LINES = {status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus}
@@ -42,11 +42,7 @@ HEAD_SLACK_BYTES = 1024  # the method, the version and the line ends, beside MAX
 
 
 class _Refused(Exception):
-    """Raised from a parser callback to stop parsing; the error it carries is the answer."""
-
-    def __init__(self, error: ClientError) -> None:
-        super().__init__(error.message)
-        self.error = error
+    """Raised from a parser callback to stop parsing; `Connection.refusal` holds the answer."""
 
 
 class _Request:
@@ -91,7 +87,7 @@ class Connection(asyncio.Protocol):
     def __init__(self, config, server_state, app_state=None, _loop=None) -> None:
         self.loop = _loop or asyncio.get_event_loop()
         self.server_state = server_state
-        self.keep_alive_seconds = config.timeout_keep_alive
+        self.keep_alive_seconds = self.settings.keepalive_timeout_seconds  # uvicorn's own is whole seconds
         self.parser = httptools.HttpRequestParser(self)
         self.parser.set_dangerous_leniencies(lenient_data_after_close=True)  # answer what came before a close
         self.transport: asyncio.Transport | None = None
@@ -102,7 +98,7 @@ class Connection(asyncio.Protocol):
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self.header_bytes = 0
         self.in_head = False  # a request's head has begun and not ended
-        self.head_bytes = 0  # bytes received since the chunk in which that head began
+        self.unparsed_bytes = 0  # received since the parser last finished a head, a body chunk or a message
         self.refusal: ClientError | None = None  # raised from a parser callback
         self.deferred: ClientError | None = None  # a refusal waiting for the answers before it
         self.received_any = False
@@ -144,8 +140,7 @@ class Connection(asyncio.Protocol):
         if self.parser is None or self.deferred is not None or self.upgrade:
             return  # nothing more is parsed on this connection
         self.received_any = True
-        if self.in_head:
-            self.head_bytes += len(data)
+        self.unparsed_bytes += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -153,18 +148,28 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._refuse(self.refusal or MalformedHTTP(f"malformed HTTP request: {str(exc)[:120]}"))
             return
-        # httptools keeps an unfinished header name or value to itself: bound the head as it arrives
+        # httptools keeps an unfinished header (or trailer) name or value to itself: bound what it
+        # holds as it arrives (what a chunk held before the parser's last progress goes uncounted)
         head_limit = self.settings.max_url_bytes + self.settings.max_header_bytes + HEAD_SLACK_BYTES
-        if self.in_head and self.head_bytes > head_limit:
+        if self.unparsed_bytes > head_limit:
             self._refuse(HeadersTooLarge(f"the request head is over {head_limit} bytes (MAX_HEADER_BYTES)"))
 
     def pause_writing(self) -> None:
-        """The client does not read its answers: read no more requests until it does, and cut it off
-        if it reads nothing for SEND_TIMEOUT_SECONDS."""
+        """The client does not read its answers: read nothing more of it (requests or a body under
+        way) until it does, and cut it off if it reads nothing for SEND_TIMEOUT_SECONDS."""
         self.write_paused = True
         self._pause_reading()
+        self._arm_send_timer()
+
+    def _arm_send_timer(self) -> None:
         if self.send_timer is None:
             self.send_timer = self.loop.call_later(self.settings.send_timeout_seconds, self._unread_too_long)
+
+    def _close(self) -> None:
+        """Close once the answers are written; a client that does not read them is cut at the send timeout."""
+        self.transport.close()
+        if self.transport.get_write_buffer_size():
+            self._arm_send_timer()
 
     def resume_writing(self) -> None:
         self.write_paused = False
@@ -184,7 +189,7 @@ class Connection(asyncio.Protocol):
         """uvicorn's graceful shutdown: close when idle, else after the answer in progress."""
         self.closing = True
         if self.current is None and self.transport is not None:
-            self.transport.close()
+            self._close()
 
     # Parser callbacks ---------------------------------------------------------------------------
 
@@ -192,7 +197,7 @@ class Connection(asyncio.Protocol):
         self.parsing = _Request()
         self.url.clear()
         self.raw_headers = []
-        self.header_bytes = self.head_bytes = 0
+        self.header_bytes = 0
         self.in_head = True
         if self.keep_alive_timer is not None:  # a request begins: not idle (a stray CRLF is not one)
             self.keep_alive_timer.cancel()
@@ -206,6 +211,8 @@ class Connection(asyncio.Protocol):
             self._stop(URITooLong(f"the request target is over {self.settings.max_url_bytes} bytes (MAX_URL_BYTES)"))
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.in_head:
+            return  # a chunked body's trailer: not used (its size is bounded in data_received)
         self.header_bytes += len(name) + len(value) + 4  # as on the wire: ": " and CRLF count too
         if self.header_bytes > self.settings.max_header_bytes:
             limit = self.settings.max_header_bytes
@@ -214,7 +221,7 @@ class Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._cancel_header_timer()
-        self.in_head = False
+        self.in_head, self.unparsed_bytes = False, 0
         request, parser = self.parsing, self.parser
         request.headers = joined_headers(self.raw_headers)
         request.method = parser.get_method().decode("ascii")
@@ -237,6 +244,7 @@ class Connection(asyncio.Protocol):
             self._pause_reading()
 
     def on_body(self, chunk: bytes) -> None:
+        self.unparsed_bytes = 0
         request = self.parsing
         if request.too_large:
             return
@@ -248,6 +256,7 @@ class Connection(asyncio.Protocol):
             request.body += chunk  # the reader waits for the whole body: no wake-up per chunk
 
     def on_message_complete(self) -> None:
+        self.unparsed_bytes = 0
         self.parsing.complete = True
         self.parsing.wake()
         self.parsing = None
@@ -256,6 +265,9 @@ class Connection(asyncio.Protocol):
 
     def _start(self, request: _Request) -> None:
         self.current = request
+        if self.keep_alive_timer is not None:  # not idle while answering
+            self.keep_alive_timer.cancel()
+            self.keep_alive_timer = None
         task = self.loop.create_task(self._answer(request))
         self.server_state.tasks.add(task)
         task.add_done_callback(self.server_state.tasks.discard)
@@ -289,7 +301,8 @@ class Connection(asyncio.Protocol):
             raise ClientGone
         if request.too_large or request.size > limit:
             raise body_too_large(limit)
-        return bytes(request.body)
+        body, request.body = bytes(request.body), bytearray()  # not held twice while the view runs
+        return body
 
     def _write(self, request: _Request, response: Response) -> None:
         """Head and body in one write; the connection closes after it unless both sides keep it."""
@@ -314,16 +327,16 @@ class Connection(asyncio.Protocol):
         self.transport.write(b"".join(head))
         if close:
             self.closing = True
-            self.transport.close()
+            self._close()
 
     def _finished(self, request: _Request) -> None:
         self.current = None
         if not self.transport.is_closing() and not request.complete:
             self.closing = True  # its body is still arriving (unread): the connection cannot be reused
-            self.transport.close()
+            self._close()
         if self.closing:
             if not self.transport.is_closing():
-                self.transport.close()
+                self._close()
             return
         self._next()
 
@@ -338,18 +351,18 @@ class Connection(asyncio.Protocol):
             self._refuse(self.deferred)
             return
         elif self.eof:
-            self.transport.close()
+            self._close()
             return
         if self.waiting or self.deferred is not None or self.upgrade:
             return
         self._resume_reading()
-        if self.current is None and self.keep_alive_timer is None:
+        if self.current is None and not self.in_head and self.keep_alive_timer is None:
             self.keep_alive_timer = self.loop.call_later(self.keep_alive_seconds, self._idle_too_long)
 
     def _idle_too_long(self) -> None:
         self.keep_alive_timer = None
         if self.current is None and not self.transport.is_closing():
-            self.transport.close()
+            self._close()
 
     def _pause_reading(self) -> None:
         """Read no more; a head under way is not timed meanwhile (it cannot arrive unread)."""
@@ -421,18 +434,9 @@ class Connection(asyncio.Protocol):
         )
         self.transport.write(head.encode() + body)
         self.closing = True
-        self.transport.close()
+        self._close()
         self.on_refused(error.status)
         log.info("- refused %d %s", error.status, error.message)
-
-
-def joined_headers(pairs: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    """Lower-case names; a repeated header's values joined with ", " once (not string by string: 4,000
-    one-byte repeats would cost quadratic time)."""
-    grouped: dict[str, list[str]] = {}
-    for name, value in pairs:  # a value's surrounding spaces are not part of it (RFC 9110, 5.5)
-        grouped.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1").strip(" \t"))
-    return {name: values[0] if len(values) == 1 else ", ".join(values) for name, values in grouped.items()}
 
 
 def _header_line(name: str, value: str) -> bytes:

@@ -1,8 +1,9 @@
 """The function's ASGI app in this process, with its real worker processes: for fast fuzzing.
 
 `InProcess(**env)` starts the app's lifespan on an event loop in a thread; `post` sends one request
-through the app exactly as the server would (minus the HTTP parsing, which the raw-socket tests
-cover) and returns the status, the headers and the body.
+through the app's ASGI adapter, which hands it to `App.respond` as the server's own protocol does
+(header joining and body limits alike; the HTTP parsing and framing are the raw-socket tests'), and
+returns the status, the headers and the body.
 """
 
 import asyncio

@@ -15,8 +15,8 @@ import pytest
 from uvicorn.server import ServerState
 
 from function.config import Settings
-from function.connection import _header_line, _Request, joined_headers, protocol_class
-from function.http import Response
+from function.connection import _header_line, _Request, protocol_class
+from function.http import Response, joined_headers
 
 
 def connect(server) -> socket.socket:
@@ -209,7 +209,12 @@ def test_a_refusal_waits_for_the_answers_to_the_requests_before_it(server, jpeg:
 def test_a_head_that_never_ends_is_cut_at_its_limit_not_buffered(server) -> None:
     """httptools keeps an unfinished header value to itself, past MAX_HEADER_BYTES."""
     peak = vm_kib(server.process.pid, "VmHWM")
-    for head in (b"GET /health/liveness HTTP/1.1\r\nHost: x\r\nX-Long: ", b"GET /health/liveness HTTP/1.1\r\nX"):
+    trailer = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: "
+    for head in (
+        b"GET /health/liveness HTTP/1.1\r\nHost: x\r\nX-Long: ",
+        b"GET /health/liveness HTTP/1.1\r\nX",
+        trailer,
+    ):
         sock = connect(server)
         sock.sendall(head)
         answer = b""
@@ -244,6 +249,18 @@ def test_a_stray_line_end_after_an_answer_does_not_hold_the_connection(start_ser
     sock.sendall(b"\r\n")
     started = time.monotonic()
     assert rest_until_closed(sock) == b"" and time.monotonic() - started < 5
+
+
+def test_a_pipelined_head_still_arriving_is_not_cut_by_the_keep_alive_timeout(start_server) -> None:
+    server = start_server(KEEPALIVE_TIMEOUT_SECONDS="1", HEADER_TIMEOUT_SECONDS="5")
+    server.wait("/health/liveness")
+    sock, buffer = connect(server), bytearray()
+    sock.sendall(b"GET /health/liveness HTTP/1.1\r\nHost: x\r\n\r\nGET /health/readiness HTTP/1.1\r\n")
+    assert read_response(sock, buffer)[0] == 200
+    time.sleep(2)  # past the keep-alive timeout, within the header timeout
+    sock.sendall(b"Host: x\r\n\r\n")
+    status, _, body = read_response(sock, buffer)
+    assert status == 200 and json.loads(body)["status"] == "ready"
 
 
 def test_a_client_that_never_reads_is_cut_off_after_the_send_timeout(start_server) -> None:
