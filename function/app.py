@@ -20,7 +20,7 @@ from function.http import (
     asgi_body_reader,
     check_declared_length,
     error_response,
-    headers_of,
+    joined_headers,
 )
 from function.lifecycle import Function
 from function.routes import UNMATCHED, match, table, template_of
@@ -50,7 +50,7 @@ class App:
                 scope["method"],
                 scope["path"],
                 scope.get("query_string", b""),
-                headers_of(scope),
+                joined_headers(scope["headers"]),
                 asgi_body_reader(receive),
                 lambda response: _send(send, response, head),
             )

@@ -22,7 +22,6 @@ Every refusal is a JSON error body with `Connection: close`, logged and counted 
 
 import asyncio
 import collections
-import json
 import logging
 import urllib.parse
 from collections.abc import Callable
@@ -427,7 +426,7 @@ class Connection(asyncio.Protocol):
         if self.keep_alive_timer is not None:  # the send timer stays: close() waits for the client to read
             self.keep_alive_timer.cancel()
             self.keep_alive_timer = None
-        body = json.dumps({"error": {"code": error.code, "message": error.message}}).encode()
+        body = error_response(error).body
         head = (
             f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\n"
             f"content-type: application/json\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n"

@@ -67,10 +67,6 @@ def error_response(error: HTTPError, oip: bool = False) -> Response:
     return json_response(body, error.status, error.headers)
 
 
-def headers_of(scope: dict) -> dict[str, str]:
-    return joined_headers(scope["headers"])
-
-
 def joined_headers(pairs: list[tuple[bytes, bytes]]) -> dict[str, str]:
     """Lower-case names; a repeated header's values joined with ", " once (not string by string: 4,000
     one-byte repeats would cost quadratic time)."""

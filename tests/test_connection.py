@@ -50,6 +50,10 @@ def post(path: str, body: bytes, content_type: str, *extra: str, length: int | N
     return ("\r\n".join([*lines, *extra]) + "\r\n\r\n").encode() + (body if length is None else b"")
 
 
+def get(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+
+
 def rest_until_closed(sock: socket.socket) -> bytes:
     """What the server still sends before it closes the connection (recv times out otherwise)."""
     data = b""
@@ -61,9 +65,9 @@ def rest_until_closed(sock: socket.socket) -> bytes:
 def test_pipelined_requests_are_answered_in_order_on_one_connection(server, jpeg: bytes) -> None:
     sock, buffer = connect(server), bytearray()
     sock.sendall(
-        b"GET /health/liveness HTTP/1.1\r\nHost: x\r\n\r\n"
+        get("/health/liveness")
         + post("/", jpeg, "image/jpeg")
-        + b"GET /v2 HTTP/1.1\r\nHost: x\r\n\r\n"
+        + get("/v2")
         + post("/v2/models/cifar10/infer", b"{", "application/json")
         + b"HEAD /v2 HTTP/1.1\r\nHost: x\r\n\r\n"
     )
@@ -100,7 +104,7 @@ def test_expect_100_continue_is_answered_only_when_the_body_is_wanted(server, jp
 
 def test_a_client_that_closes_its_side_after_sending_still_gets_every_answer(server, jpeg: bytes) -> None:
     sock, buffer = connect(server), bytearray()
-    sock.sendall(post("/", jpeg, "image/jpeg") + b"GET /health/liveness HTTP/1.1\r\nHost: x\r\n\r\n")
+    sock.sendall(post("/", jpeg, "image/jpeg") + get("/health/liveness"))
     sock.shutdown(socket.SHUT_WR)  # as `curl -T` or a shell's `nc -N` do
     status, _, body = read_response(sock, buffer)
     assert status == 200 and json.loads(body)["label"] == "horse"
@@ -121,7 +125,7 @@ def test_an_idle_keep_alive_connection_is_closed_after_its_timeout(start_server)
     server.wait("/health/liveness")
     sock, buffer = connect(server), bytearray()
     for _ in range(2):  # kept alive between answers
-        sock.sendall(b"GET /health/liveness HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(get("/health/liveness"))
         status, headers, _ = read_response(sock, buffer)
         assert status == 200 and "connection" not in headers
     started = time.monotonic()
@@ -158,7 +162,7 @@ def test_a_client_that_reads_no_answers_is_read_no_further(server) -> None:
     before = vm_kib(server.process.pid)
     hog = connect(server)
     hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    flood = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 1_000_000
+    flood = get("/metrics") * 1_000_000
     sent = [0]
 
     def send() -> None:
@@ -173,7 +177,7 @@ def test_a_client_that_reads_no_answers_is_read_no_further(server) -> None:
     time.sleep(3)
     assert sent[0] < len(flood)  # the server stopped reading: the flood cannot all be sent
     other, buffer = connect(server), bytearray()
-    other.sendall(b"GET /health/readiness HTTP/1.1\r\nHost: x\r\n\r\n")
+    other.sendall(get("/health/readiness"))
     assert read_response(other, buffer)[0] == 200
     assert vm_kib(server.process.pid) - before < 30_000
     hog.close()
@@ -194,7 +198,7 @@ def fds(pid: int) -> int:
 def test_a_refusal_waits_for_the_answers_to_the_requests_before_it(server, jpeg: bytes) -> None:
     sock, buffer = connect(server), bytearray()
     sock.sendall(
-        b"GET /health/liveness HTTP/1.1\r\nHost: x\r\n\r\n"
+        get("/health/liveness")
         + post("/", jpeg, "image/jpeg")
         + b"GARBAGE\r\n\r\nGET /health/liveness HTTP/1.1\r\nHost: x\r\n\r\n"
     )
@@ -244,7 +248,7 @@ def test_a_stray_line_end_after_an_answer_does_not_hold_the_connection(start_ser
     server = start_server(KEEPALIVE_TIMEOUT_SECONDS="1", HEADER_TIMEOUT_SECONDS="1")
     server.wait("/health/liveness")
     sock, buffer = connect(server), bytearray()
-    sock.sendall(b"GET /health/liveness HTTP/1.1\r\nHost: x\r\n\r\n")
+    sock.sendall(get("/health/liveness"))
     assert read_response(sock, buffer)[0] == 200
     sock.sendall(b"\r\n")
     started = time.monotonic()
@@ -270,7 +274,7 @@ def test_a_client_that_never_reads_is_cut_off_after_the_send_timeout(start_serve
     hog = connect(server)
     hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     hog.setblocking(False)
-    flood = memoryview(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 200_000)
+    flood = memoryview(get("/metrics") * 200_000)
     sent, deadline = 0, time.monotonic() + 1  # under the timeout: the answers back up meanwhile
     while time.monotonic() < deadline and sent < len(flood):
         try:
@@ -295,7 +299,7 @@ def test_an_upgrade_is_answered_in_http_1_1_and_one_with_a_body_is_refused(serve
     assert status == 200 and headers["connection"] == "close"
     assert buffer + rest_until_closed(sock) == b""  # what follows an Upgrade is not read as HTTP/1.1
     smuggler, buffer = connect(server), bytearray()  # the body would have been run as a request
-    smuggled = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+    smuggled = get("/metrics")
     smuggler.sendall(
         post(
             "/predict",
