@@ -15,7 +15,9 @@ enforced before any application code runs:
 - the time to deliver a request's headers at HEADER_TIMEOUT_SECONDS from its first byte (or from
   the connection's opening): 408, and the connection is closed;
 - the body at MAX_BODY_BYTES: what is over it is never kept (the app answers 413);
-- malformed HTTP framing (a bad request line, a chunk size `zz`): 400.
+- malformed HTTP framing (a bad request line, a chunk size `zz`): 400;
+- a transfer coding other than `chunked` (RFC 9112 section 6.1), and CONNECT: 501;
+- an HTTP version other than 1.0 and 1.1: 505.
 
 Every refusal is a JSON error body with `Connection: close`, logged and counted like a request.
 """
@@ -31,7 +33,16 @@ import httptools
 
 from function.app import App
 from function.config import Settings
-from function.errors import ClientError, HeadersTooLarge, HTTPError, MalformedHTTP, RequestTimeout, URITooLong
+from function.errors import (
+    ClientError,
+    HeadersTooLarge,
+    HTTPError,
+    MalformedHTTP,
+    NotImplementedHere,
+    RequestTimeout,
+    URITooLong,
+    VersionNotSupported,
+)
 from function.http import ClientGone, Response, body_late, body_too_large, error_response, joined_headers
 
 log = logging.getLogger("function.access")
@@ -210,13 +221,13 @@ class Connection(asyncio.Protocol):
             self._stop(URITooLong(f"the request target is over {self.settings.max_url_bytes} bytes (MAX_URL_BYTES)"))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if not self.in_head:
-            return  # a chunked body's trailer: not used (its size is bounded in data_received)
+        """A header, or a field of a chunked body's trailer: counted alike, only headers kept."""
         self.header_bytes += len(name) + len(value) + 4  # as on the wire: ": " and CRLF count too
         if self.header_bytes > self.settings.max_header_bytes:
             limit = self.settings.max_header_bytes
-            self._stop(HeadersTooLarge(f"the headers are over {limit} bytes (MAX_HEADER_BYTES)"))
-        self.raw_headers.append((name, value))
+            self._stop(HeadersTooLarge(f"the headers and trailers are over {limit} bytes (MAX_HEADER_BYTES)"))
+        if self.in_head:
+            self.raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._cancel_header_timer()
@@ -225,9 +236,17 @@ class Connection(asyncio.Protocol):
         request.headers = joined_headers(self.raw_headers)
         request.method = parser.get_method().decode("ascii")
         version = parser.get_http_version()
+        if version not in ("1.0", "1.1"):
+            self._stop(VersionNotSupported(f"HTTP/{version} is not spoken here; send HTTP/1.1"))
+        coding = request.headers.get("transfer-encoding")
+        if coding is not None and [c.strip().lower() for c in coding.split(",")] != ["chunked"]:
+            # httptools would decode the chunks and take what is under any other coding as it is
+            self._stop(NotImplementedHere(f"Transfer-Encoding {coding[:80]!r} is not supported; send chunked"))
+        if request.method == "CONNECT":
+            self._stop(NotImplementedHere("CONNECT is not served: this is the function itself, not a proxy"))
         request.keep_alive = version != "1.0" and parser.should_keep_alive()
         request.expect_continue = version == "1.1" and request.headers.get("expect", "").lower() == "100-continue"
-        if parser.should_upgrade():  # Upgrade (h2c, websocket) or CONNECT: answered in HTTP/1.1, then closed
+        if parser.should_upgrade():  # Upgrade (h2c, websocket): answered in HTTP/1.1, then closed
             if request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers:
                 # the parser would leave such a body unread, to be taken for the next request
                 self._stop(MalformedHTTP("an Upgrade request with a body is not supported; send it without Upgrade"))

@@ -101,6 +101,19 @@ class HeadersTooLarge(ClientError):
     code = "headers_too_large"
 
 
+class NotImplementedHere(ClientError):
+    """A request that needs what no route of this server does (a transfer coding, CONNECT): 501, as
+    RFC 9112 asks of a server that meets a transfer coding it does not understand."""
+
+    status = 501
+    code = "not_implemented"
+
+
+class VersionNotSupported(ClientError):
+    status = 505
+    code = "http_version_not_supported"
+
+
 class NotFound(ClientError):
     status = 404
     code = "not_found"

@@ -88,10 +88,10 @@ def test_the_reply_id_depends_on_the_request_not_on_who_answers() -> None:
 
 
 def test_binary_reply_headers_are_percent_encoded() -> None:
-    event = cloudevents.parse(binary(**{"ce-subject": "cam%C3%A9ra%20%221%22%0A%25"}), SETTINGS.reply_type)
-    assert event.subject == 'caméra "1"\n%'  # percent-decoded on the way in, encoded again on the way out
+    event = cloudevents.parse(binary(**{"ce-subject": "cam%C3%A9ra%20%221%22%25"}), SETTINGS.reply_type)
+    assert event.subject == 'caméra "1"%'  # percent-decoded on the way in, encoded again on the way out
     headers, body = cloudevents.reply(event, {"label": "cat"}, SETTINGS)
-    assert headers["ce-subject"] == "cam%C3%A9ra %221%22%0A%25"
+    assert headers["ce-subject"] == "cam%C3%A9ra %221%22%25"
     assert headers["ce-type"] == "dev.cifar10.classify.response"
     assert headers["ce-source"] == "/knative/cifar"
     assert json.loads(body) == {"label": "cat"}
@@ -107,5 +107,49 @@ def test_binary_attributes_are_percent_decoded_and_utf8_so_both_modes_name_one_e
 
 
 def test_a_lone_surrogate_is_not_an_attribute() -> None:
-    with pytest.raises(InvalidCloudEvent, match=r"'id'.*surrogate"):
+    with pytest.raises(InvalidCloudEvent, match=r"'id' holds U\+DFFF"):
         cloudevents.parse(structured(id="\udfff"), SETTINGS.reply_type)
+
+
+@pytest.mark.parametrize("character", ["\x00", "\n", "\x1b", "\x7f", "\x85", "\ufffe", "\U0010ffff"])
+def test_control_characters_and_noncharacters_are_not_attributes_in_either_mode(character: str) -> None:
+    # source "/cam<NUL>x" with id "1" and source "/cam" with id "x<NUL>1" once shared one reply id
+    with pytest.raises(InvalidCloudEvent, match=r"'source' holds U\+"):
+        cloudevents.parse(structured(source=f"/cam{character}x"), SETTINGS.reply_type)
+    encoded = "".join(f"%{byte:02X}" for byte in character.encode("utf-8", "surrogatepass"))
+    with pytest.raises(InvalidCloudEvent, match=r"'id' holds U\+"):
+        cloudevents.parse(binary(**{"ce-id": f"x{encoded}1"}), SETTINGS.reply_type)
+
+
+def test_reply_ids_name_the_source_and_id_unambiguously() -> None:
+    pairs = [("/a", "b/c"), ("/a/b", "c")]
+    events = [cloudevents.parse(structured(source=s, id=i), SETTINGS.reply_type) for s, i in pairs]
+    assert cloudevents.reply_id(SETTINGS, events[0]) != cloudevents.reply_id(SETTINGS, events[1])
+    pairs = [("/c\0x", "1"), ("/c", "x\x001")]
+    split = [cloudevents.RequestEvent(i, s, "t", True, None, None, "image/png", b"") for s, i in pairs]
+    assert cloudevents.reply_id(SETTINGS, split[0]) != cloudevents.reply_id(SETTINGS, split[1])
+
+
+@pytest.mark.parametrize(
+    "value", ["not a time", "yesterday", "2026-02-30T00:00:00Z", "2026-11-27 21:00:00Z", "2026-11-27"]
+)
+def test_a_time_that_is_not_rfc3339_is_refused_in_either_mode(value: str) -> None:
+    with pytest.raises(InvalidCloudEvent, match=r"'time' must be an RFC 3339 timestamp"):
+        cloudevents.parse(structured(time=value), SETTINGS.reply_type)
+    with pytest.raises(InvalidCloudEvent, match=r"'time' must be an RFC 3339 timestamp"):
+        cloudevents.parse(binary(**{"ce-time": value.replace(" ", "%20")}), SETTINGS.reply_type)
+
+
+@pytest.mark.parametrize(
+    "value", ["2026-11-27T21:00:00Z", "2026-11-27t21:00:00.123456789-05:30", "2016-12-31T23:59:60Z"]
+)
+def test_an_rfc3339_time_is_copied_to_the_reply(value: str) -> None:
+    event = cloudevents.parse(structured(time=value), SETTINGS.reply_type)
+    _, body = cloudevents.reply(event, {"label": "cat"}, SETTINGS)
+    assert json.loads(body)["time"] == value
+
+
+def test_a_malformed_broker_arrival_time_is_not_copied_to_the_reply() -> None:
+    good = cloudevents.parse(binary(**{"ce-knativearrivaltime": "2026-11-27T21:00:00.5Z"}), SETTINGS.reply_type)
+    bad = cloudevents.parse(binary(**{"ce-knativearrivaltime": "soon"}), SETTINGS.reply_type)
+    assert (good.time, bad.time) == ("2026-11-27T21:00:00.5Z", None)

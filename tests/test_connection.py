@@ -269,7 +269,7 @@ def test_a_pipelined_head_still_arriving_is_not_cut_by_the_keep_alive_timeout(st
 
 def test_a_client_that_never_reads_is_cut_off_after_the_send_timeout(start_server) -> None:
     server = start_server(SEND_TIMEOUT_SECONDS="2")
-    server.wait("/health/liveness")
+    server.wait()  # ready: the worker's stream is open, so the count of descriptors holds still
     pid, idle = server.process.pid, fds(server.process.pid)
     hog = connect(server)
     hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -329,6 +329,41 @@ def test_odd_but_valid_heads(server, request_bytes: bytes, status: int) -> None:
     sock.sendall(request_bytes)
     assert read_response(sock, bytearray())[0] == status
     sock.close()
+
+
+@pytest.mark.parametrize(
+    ("head", "status", "says"),
+    [
+        ("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: gzip, chunked", 501, "gzip"),
+        ("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: Chunked ", None, None),
+        ("GET /health/liveness HTTP/2.0\r\nHost: x", 505, "HTTP/2.0"),
+        ("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443", 501, "CONNECT"),
+    ],
+)
+def test_a_coding_version_or_method_the_server_does_not_implement_is_refused_not_ignored(
+    server, jpeg: bytes, head: str, status: int | None, says: str | None
+) -> None:
+    # a gzipped, chunked image was taken as the still-gzipped bytes; HTTP/2.0 was answered as 1.1
+    sock, buffer = connect(server), bytearray()
+    chunked = f"{len(jpeg):x}\r\n".encode() + jpeg + b"\r\n0\r\n\r\n" if "Transfer" in head else b""
+    sock.sendall(head.encode() + b"\r\n\r\n" + chunked)
+    answer, headers, body = read_response(sock, buffer)
+    if status is None:  # the one coding understood, in any case and spacing
+        assert answer == 200 and json.loads(body)["label"] == "horse"
+        return
+    assert answer == status and says.encode() in body and headers["connection"] == "close"
+    assert buffer + rest_until_closed(sock) == b""
+
+
+def test_a_chunked_bodys_trailer_counts_against_the_header_limit(start_server, jpeg: bytes) -> None:
+    server = start_server(MAX_HEADER_BYTES="4096")
+    server.wait("/health/liveness")
+    sock, buffer = connect(server), bytearray()
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n"
+    trailer = b"".join(b"X-T%d: %s\r\n" % (i, b"v" * 100) for i in range(40))  # 4.3 KB, in one write
+    sock.sendall(head + f"{len(jpeg):x}\r\n".encode() + jpeg + b"\r\n0\r\n" + trailer + b"\r\n")
+    status, headers, body = read_response(sock, buffer)
+    assert status == 431 and b"trailers" in body and headers["connection"] == "close"
 
 
 def test_content_length_with_spaces_around_it_is_a_length(server, jpeg: bytes) -> None:

@@ -37,6 +37,18 @@ def test_binary_tensor_extension() -> None:
     assert payloads == [IMAGE]
 
 
+def test_counting_stops_past_the_shape_in_binary_and_json_data() -> None:
+    # 2.5 million empty binary elements were each unpacked and base64-tried: seconds of the front's CPU
+    document = body(request(parameters={"binary_data_size": 4 * 2_500_000}))
+    with pytest.raises(InvalidRequest, match=r"shape says 1 images, the data holds more than 1$"):
+        oip_v2.parse(document + bytes(4 * 2_500_000), str(len(document)), SETTINGS)
+    with pytest.raises(InvalidRequest, match=r"the data holds more than 1$"):
+        oip_v2.parse(body(request(data=["aGk="] * 100_000)), None, SETTINGS)
+    nest = {"inputs": [{"name": "image", "datatype": "UINT8", "shape": [1, 32, 32, 3], "data": [[]] * 1_000_000}]}
+    with pytest.raises(InvalidRequest, match="nests more lists than its shape holds"):
+        oip_v2.parse(body(nest), None, SETTINGS)
+
+
 def test_uint8_input_becomes_pixel_arrays() -> None:
     pixels = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3))
     document = {"inputs": [{"name": "image", "datatype": "UINT8", "shape": [2, 32, 32, 3], "data": pixels.tolist()}]}

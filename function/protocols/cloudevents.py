@@ -10,7 +10,9 @@ reply is the same event, and a consumer deduplicating by id sees it once.
 """
 
 import contextlib
+import datetime
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -36,6 +38,13 @@ REQUIRED = ("id", "source", "type")
 # The HTTP binding percent-encodes header values outside printable ASCII, and '"' and '%'.
 HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in '"%')
 REPLY_NAMESPACE = uuid.UUID("5b7f3c5e-6a0e-4d7c-9b8a-c1f4a0e2d917")  # this function's reply ids
+# What the spec forbids in a String attribute: C0 and C1 controls, surrogates, noncharacters.
+NOT_TEXT = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef"
+    + "".join(f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(17))
+    + "]"
+)
+RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.\d+)?(?:[Zz]|[+-](\d\d):(\d\d))")
 
 
 @dataclass(frozen=True)
@@ -73,16 +82,17 @@ def _binary(request: Request) -> RequestEvent:
         value = request.header(f"ce-{name}")
         if required and not value:
             raise InvalidCloudEvent(f"the CloudEvent has no {name!r} attribute (binary mode: the ce-{name} header)")
-        return None if value is None else _header_value(value)
+        return None if value is None else _checked(name, _header_value(value))
 
     _check_specversion(attribute("specversion"))
     body = request.require_body()
     data = parse_json(body) if _is_json(request.content_type) else body
+    arrival = request.header("ce-knativearrivaltime")  # the Broker's; a reply carries no malformed time
     return RequestEvent(
         *(attribute(name) for name in REQUIRED),
         structured=False,
         subject=attribute("subject", required=False),
-        time=attribute("time", required=False) or request.header("ce-knativearrivaltime"),
+        time=attribute("time", required=False) or (arrival if arrival and _is_timestamp(arrival) else None),
         content_type=request.content_type or "application/octet-stream",
         data=data,
     )
@@ -100,9 +110,7 @@ def _structured(request: Request) -> RequestEvent:
         if not isinstance(value, str) or (required and not value):
             got = "missing" if value is None else "empty" if isinstance(value, str) else f"a {type(value).__name__}"
             raise InvalidCloudEvent(f"the CloudEvent attribute {name!r} must be a non-empty string; it is {got}")
-        if not _is_unicode(value):
-            raise InvalidCloudEvent(f"the CloudEvent attribute {name!r} holds a lone surrogate: not Unicode text")
-        return value
+        return _checked(name, value)
 
     _check_specversion(attribute("specversion"))
     content_type = attribute("datacontenttype", required=False) or (
@@ -136,12 +144,33 @@ def _header_value(value: str) -> str:
     return unquote(value, errors="replace") if "%" in value else value
 
 
-def _is_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
+def _checked(name: str, value: str) -> str:
+    """An attribute as the spec allows it: text without control characters (a NUL or a line break in
+    an id or source would also reach the reply's attributes and logs), and `time` in RFC 3339."""
+    bad = NOT_TEXT.search(value)
+    if bad:
+        raise InvalidCloudEvent(
+            f"the CloudEvent attribute {name!r} holds U+{ord(bad.group()):04X}, which CloudEvents forbids in text"
+        )
+    if name == "time" and not _is_timestamp(value):
+        raise InvalidCloudEvent(
+            f"the CloudEvent attribute 'time' must be an RFC 3339 timestamp such as 2026-01-31T12:00:00Z, "
+            f"not {value[:40]!r}"
+        )
+    return value
+
+
+def _is_timestamp(value: str) -> bool:
+    match = RFC3339.fullmatch(value)
+    if match is None:
         return False
-    return True
+    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+    offset = match.group(7)
+    try:  # a leap second (60) is valid RFC 3339
+        datetime.datetime(year, month, day, hour, minute, min(second, 59))
+    except ValueError:
+        return False
+    return second <= 60 and (offset is None or (int(offset) < 24 and int(match.group(8)) < 60))
 
 
 def _check_specversion(value: str | None) -> None:
@@ -174,7 +203,8 @@ def payloads(event: RequestEvent, settings: Settings) -> tuple[list[Payload], bo
 
 
 def reply_id(settings: Settings, event: RequestEvent) -> str:
-    return str(uuid.uuid5(REPLY_NAMESPACE, "\0".join((settings.reply_source, event.source, event.id))))
+    """A JSON list names the triple unambiguously, whatever characters its parts hold."""
+    return str(uuid.uuid5(REPLY_NAMESPACE, json.dumps([settings.reply_source, event.source, event.id])))
 
 
 def reply(event: RequestEvent, data: dict, settings: Settings) -> tuple[dict[str, str], bytes]:

@@ -86,21 +86,23 @@ def _bytes_images(tensor: dict, shape: list[int], raw: bytes | None, settings: S
         raise InvalidRequest(f"a BYTES input has shape [N], not {shape}")
     check_count(shape[0], settings)
     if raw is not None:
-        blobs = [_maybe_base64(blob) for blob in _unpack_bytes(raw)]
+        blobs = [_maybe_base64(blob) for blob in _unpack_bytes(raw, shape[0] + 1)]
     else:
         data = tensor.get("data")
         if not isinstance(data, list):
             raise InvalidRequest('"data" must be a list of base64 strings')
         blobs = [b64decode(item, f"data[{i}]") for i, item in enumerate(_flatten(data, shape[0] + 1))]
     if len(blobs) != shape[0]:
-        raise InvalidRequest(f"shape says {shape[0]} images, the data holds {len(blobs)}")
+        held = f"more than {shape[0]}" if len(blobs) > shape[0] else len(blobs)  # counting stops past the shape
+        raise InvalidRequest(f"shape says {shape[0]} images, the data holds {held}")
     return blobs
 
 
-def _unpack_bytes(raw: bytes) -> list[bytes]:
-    """Triton's binary BYTES layout: each element a 4-byte little-endian length, then the bytes."""
+def _unpack_bytes(raw: bytes, limit: int) -> list[bytes]:
+    """Triton's binary BYTES layout: each element a 4-byte little-endian length, then the bytes.
+    At most `limit` elements are read: 10 MB of empty elements is 2.5 million of them."""
     blobs, offset = [], 0
-    while offset < len(raw):
+    while offset < len(raw) and len(blobs) < limit:
         if offset + 4 > len(raw):
             raise InvalidRequest("truncated BYTES element in the binary data")
         (length,) = struct.unpack_from("<I", raw, offset)
@@ -138,14 +140,21 @@ def _uint8_images(tensor: dict, shape: list[int], raw: bytes | None, settings: S
 
 
 def _flatten(data: list, limit: int) -> list:
-    """OIP allows a tensor's data flat or nested in its shape: accept both, reading at most `limit` items."""
-    flat, stack = [], [iter(data)]
-    while stack and len(flat) < limit:
+    """OIP allows a tensor's data flat or nested in its shape: accept both, reading at most `limit`
+    items. Lists count too, up to as many again as items (nested in [N,32,32,3] they are a third as
+    many): millions of empty lists would otherwise cost seconds and yield nothing."""
+    flat, stack, visited = [], [iter(data)], 0
+    while stack:
         for item in stack[-1]:
+            visited += 1
+            if visited > 2 * limit:
+                raise InvalidRequest('"data" nests more lists than its shape holds')
             if isinstance(item, list):
                 stack.append(iter(item))
                 break
             flat.append(item)
+            if len(flat) == limit:
+                return flat
         else:
             stack.pop()
     return flat
