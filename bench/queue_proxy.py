@@ -5,10 +5,11 @@ keep-alive connections to the user container and reuses the most recently idle o
 whose connections a server cannot count on to spread. The binary is built from knative/serving's
 source outside this repository (`GOFLAGS=-mod=vendor go build ./cmd/queue`); the environment below
 is the one Knative's revision reconciler gives the container (pkg/reconciler/revision/resources/
-queue.go), with this chart's containerConcurrency, timeouts and readiness probe.
+queue.go), with this chart's containerConcurrency, timeouts, readiness probe and CPU limit.
 """
 
 import json
+import math
 import socket
 from pathlib import Path
 
@@ -34,8 +35,20 @@ def busy(ports: tuple[int, ...]) -> list[int]:
     return taken
 
 
+def go_max_procs(cpu_limit: str | float) -> int | None:
+    """What automaxprocs (run by queue-proxy at start) makes of the container's CPU limit: its floor,
+    at least 1; None without a limit (Go then takes every CPU). The chart sets that limit
+    (`queueProxy.cpuLimit`); no cgroup here carries it, so the bench passes GOMAXPROCS itself."""
+    if cpu_limit in ("", None):
+        return None
+    text = str(cpu_limit)
+    cpus = float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+    return max(1, math.floor(cpus))
+
+
 def environment(port: int, tls_port: int, user_port: int) -> dict[str, str]:
     values = yaml.safe_load((ROOT / "chart" / "values.yaml").read_text())
+    procs = go_max_procs(values["queueProxy"]["cpuLimit"])
     probe = {
         "httpGet": {"path": "/health/readiness", "port": user_port, "host": "127.0.0.1", "scheme": "HTTP"},
         "periodSeconds": values["probes"]["readiness"]["periodSeconds"],
@@ -64,6 +77,7 @@ def environment(port: int, tls_port: int, user_port: int) -> dict[str, str]:
         "ENABLE_HTTP2_AUTO_DETECTION": "false",
         "ENABLE_HTTP_FULL_DUPLEX": "false",
         "ENABLE_MULTI_CONTAINER_PROBES": "false",
+        **({"GOMAXPROCS": str(procs)} if procs else {}),
     }
 
 

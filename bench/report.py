@@ -91,7 +91,7 @@ def balance_lines(result: dict) -> list[str]:
         cores = ", ".join(str(r["queue_proxy_cores"]) for r in pooled["runs"])
         lines.append(
             f"Through Knative's queue-proxy: {rates}; median {pooled['x_direct']}x direct; "
-            f"queue-proxy itself used {cores} cores."
+            f"queue-proxy itself used {cores} cores (GOMAXPROCS {pooled.get('gomaxprocs') or 'unset'})."
         )
         if all("worker_cpu_shares" in r for r in pooled["runs"]):
             shares = "; ".join(" / ".join(f"{x:.0%}" for x in r["worker_cpu_shares"]) for r in pooled["runs"])

@@ -247,7 +247,7 @@ def queue_proxy_runs(args, function: Server, user_port: int, body: Body) -> dict
     per request, and each inference worker's share of the workers' CPU (how evenly the work spread
     over the cores whatever queue-proxy's pooled connections did)."""
     from bench.profile import workers
-    from bench.queue_proxy import FIXED_PORTS, busy, start
+    from bench.queue_proxy import FIXED_PORTS, busy, environment, start
 
     taken = busy(FIXED_PORTS)
     if taken:
@@ -274,7 +274,12 @@ def queue_proxy_runs(args, function: Server, user_port: int, body: Body) -> dict
             runs.append(run)
     finally:
         proxy.stop(grace_seconds=0)  # on SIGTERM queue-proxy waits 30 s for Kubernetes to notice
-    return {"binary": str(args.queue_proxy), "fixed_ports": list(FIXED_PORTS), "runs": runs}
+    return {
+        "binary": str(args.queue_proxy),
+        "fixed_ports": list(FIXED_PORTS),
+        "gomaxprocs": environment(0, 0, 0).get("GOMAXPROCS"),
+        "runs": runs,
+    }
 
 
 def function_variant(args, server_env: dict[str, str], body: Body, label: str, **overrides: str) -> dict:

@@ -13,6 +13,7 @@ from bench.load import kserve_v1, multipart, parse
 from bench.photos import photo
 from bench.profile import parse as parse_stacks
 from bench.profile import summarize
+from bench.queue_proxy import environment, go_max_procs
 from function.config import Settings
 from function.http import Request
 from function.protocols import kserve_v1 as v1
@@ -97,3 +98,8 @@ def test_profile_leaves_idle_samples_out_and_scales_the_rest_to_the_cpu_time(tmp
     assert summary["functions"][0] == ["probabilities (function/inference.py)", 0.8]
     assert ["_send (multiprocessing/connection.py) [write]", 0.6] in summary["functions"]
     assert dict(summary["modules"]) == {"function.inference": 0.8, "multiprocessing": 0.6, "function.imaging": 0.2}
+
+
+def test_queue_proxy_runs_with_the_go_runtime_the_charts_cpu_limit_gives_it() -> None:
+    assert [go_max_procs(limit) for limit in ("1", "500m", "2500m", 3, "")] == [1, 1, 2, 3, None]
+    assert environment(8012, 8112, 8080)["GOMAXPROCS"] == "1"  # the chart's queueProxy.cpuLimit, "1"

@@ -199,6 +199,16 @@ def test_idle_connections_outlive_queue_proxys_so_it_closes_them_first() -> None
     assert float(env()["KEEPALIVE_TIMEOUT_SECONDS"]) > 90
 
 
+def test_queue_proxy_gets_knatives_own_cpu_limit_unless_told_otherwise() -> None:
+    def annotations(*args: str) -> dict[str, str]:
+        return service(*args)["spec"]["template"]["metadata"]["annotations"]
+
+    limit = "queue.sidecar.serving.knative.dev/cpu-resource-limit"
+    assert annotations()[limit] == "1"
+    assert annotations("--set", "queueProxy.cpuLimit=1500m")[limit] == "1500m"
+    assert limit not in annotations("--set", "queueProxy.cpuLimit=")
+
+
 def test_gpu_mps_is_passed_to_the_function() -> None:
     assert env("--set", "gpu.mps=true")["GPU_MPS"] == "true"
 

@@ -199,6 +199,20 @@ RULES = [
         sets("progressDeadline=1s"),
     ),
     Rule(
+        KUBERNETES + " (queue-proxy's container: serving pkg/reconciler/revision/resources/queue.go)",
+        "createQueueResources",
+        sets("queueProxy.cpuLimit=10m"),
+        "below queue-proxy's CPU request 25m",
+        sets("queueProxy.cpuLimit=25m"),
+    ),
+    Rule(
+        KUBERNETES + " (queue-proxy's container: serving pkg/reconciler/revision/resources/queue.go)",
+        "createQueueResources",
+        sets("knative.queueSidecarCPURequest=2", "queueProxy.cpuLimit=1500m"),
+        "below queue-proxy's CPU request 2",
+        sets("knative.queueSidecarCPURequest=2", "queueProxy.cpuLimit=2"),
+    ),
+    Rule(
         SERVING_REVISION,
         "validateTimeoutSeconds",
         sets("timeoutSeconds=601"),

@@ -95,6 +95,13 @@ so a message here says which cluster setting a refused value needs.
 {{- fail (printf "progressDeadline %q must be at least 1s: the Deployment Knative makes from it would have progressDeadlineSeconds 0, which Kubernetes refuses (it must exceed minReadySeconds)" $v.progressDeadline) }}
 {{- end }}
 
+{{- /* queue-proxy's CPU: Kubernetes refuses a container whose limit is below its request. */}}
+{{- with $v.queueProxy.cpuLimit }}
+{{- if lt (float64 (include "cifar10.quantity" .)) (float64 (include "cifar10.quantity" $k.queueSidecarCPURequest)) }}
+{{- fail (printf "queueProxy.cpuLimit %v is below queue-proxy's CPU request %v (knative.queueSidecarCPURequest, the cluster's config-deployment queue-sidecar-cpu-request): Kubernetes refuses a container whose limit is below its request" . $k.queueSidecarCPURequest) }}
+{{- end }}
+{{- end }}
+
 {{- /* Probes: Serving k8s_validation.go validateReadinessProbe. */}}
 {{- if and (eq (int64 $v.probes.readiness.periodSeconds) 0) (ne (int64 $v.probes.readiness.failureThreshold) 0) }}
 {{- fail "probes.readiness.periodSeconds 0 (Knative's aggressive probing) takes no failureThreshold: set probes.readiness.failureThreshold to 0 too (Knative's validateReadinessProbe: \"failureThreshold is disallowed when periodSeconds is zero\")" }}
