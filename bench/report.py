@@ -87,10 +87,14 @@ def balance_lines(result: dict) -> list[str]:
     lines = [f"Balance at c=32 (flip-averaged): {rates} requests/s; spread {balance['spread'] * 100:.1f}%."]
     pooled = balance["queue_proxy"]
     if pooled and pooled["runs"]:
-        rates = ", ".join(f"{r['rps']:.1f} (p99 {r['p99_ms']} ms, {r['errors']} errors)" for r in pooled["runs"])
+        rates = ", ".join(
+            f"{r['rps']:.1f} (p99 {r['p99_ms']} ms, {r['errors']} errors"
+            + (f"; direct just before: {r['direct_rps']:.1f})" if "direct_rps" in r else ")")
+            for r in pooled["runs"]
+        )
         cores = ", ".join(str(r["queue_proxy_cores"]) for r in pooled["runs"])
         lines.append(
-            f"Through Knative's queue-proxy: {rates}; median {pooled['x_direct']}x direct; "
+            f"Through Knative's queue-proxy: {rates}; median ratio {pooled['x_direct']}x direct; "
             f"queue-proxy itself used {cores} cores (GOMAXPROCS {pooled.get('gomaxprocs') or 'unset'})."
         )
         if all("worker_cpu_shares" in r for r in pooled["runs"]):

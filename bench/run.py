@@ -243,9 +243,11 @@ def photo_runs(args, server_env: dict[str, str], probe: Body, photo_bodies: dict
 
 
 def queue_proxy_runs(args, function: Server, user_port: int, body: Body) -> dict:
-    """BALANCE_RUNS runs at concurrency 32 through queue-proxy: the cores it took, the function's CPU
-    per request, and each inference worker's share of the workers' CPU (how evenly the work spread
-    over the cores whatever queue-proxy's pooled connections did)."""
+    """BALANCE_RUNS runs at concurrency 32 through queue-proxy, each just after a direct run: the
+    cores it took, the function's CPU per request, and each inference worker's share of the workers'
+    CPU (how evenly the work spread over the cores whatever queue-proxy's pooled connections did).
+    Each is compared with the direct run beside it: this VM's speed drifts by 10% and more from one
+    minute to the next (the balance runs above came minutes earlier)."""
     from bench.profile import workers
     from bench.queue_proxy import FIXED_PORTS, busy, environment, start
 
@@ -260,6 +262,7 @@ def queue_proxy_runs(args, function: Server, user_port: int, body: Body) -> dict
         runs = []
         pids = workers(function.process.pid)
         for _ in range(BALANCE_RUNS):
+            direct = measured(function, body, 32, args.seconds, "function (direct, paired)")
             before, started_at = cpu_seconds(proxy.process.pid)[0], time.perf_counter()
             function_before, workers_before = sum(cpu_seconds(function.process.pid)), [cpu_seconds(p)[0] for p in pids]
             run = measured(proxy, body, 32, args.seconds, "queue-proxy -> function")
@@ -271,6 +274,8 @@ def queue_proxy_runs(args, function: Server, user_port: int, body: Body) -> dict
                 (sum(cpu_seconds(function.process.pid)) - function_before) * 1000 / max(run["requests"], 1), 3
             )
             run["worker_cpu_shares"] = [round(u / max(sum(used), 1e-9), 3) for u in used]
+            run["direct_rps"] = direct["rps"]
+            run["x_direct"] = ratio(run["rps"], direct["rps"])
             runs.append(run)
     finally:
         proxy.stop(grace_seconds=0)  # on SIGTERM queue-proxy waits 30 s for Kubernetes to notice
@@ -477,7 +482,7 @@ def main(argv: list[str] | None = None) -> dict:
     balance = [r["rps"] for r in shipped["balance"]]
     pooled = shipped["pooled"]
     if pooled and pooled["runs"]:
-        pooled["x_direct"] = round(statistics.median(r["rps"] for r in pooled["runs"]) / statistics.median(balance), 2)
+        pooled["x_direct"] = round(statistics.median(r["x_direct"] or 0 for r in pooled["runs"]), 2)
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "machine": {
