@@ -35,7 +35,7 @@ def busy(ports: tuple[int, ...]) -> list[int]:
     return taken
 
 
-def go_max_procs(cpu_limit: str | float) -> int | None:
+def go_max_procs(cpu_limit: str | float | None) -> int | None:
     """What automaxprocs (run by queue-proxy at start) makes of the container's CPU limit: its floor,
     at least 1; None without a limit (Go then takes every CPU). The chart sets that limit
     (`queueProxy.cpuLimit`); no cgroup here carries it, so the bench passes GOMAXPROCS itself."""

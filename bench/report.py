@@ -89,7 +89,7 @@ def balance_lines(result: dict) -> list[str]:
     if pooled and pooled["runs"]:
         rates = ", ".join(
             f"{r['rps']:.1f} (p99 {r['p99_ms']} ms, {r['errors']} errors"
-            + (f"; direct just before: {r['direct_rps']:.1f})" if "direct_rps" in r else ")")
+            + (f"; its direct pair: {r['direct_rps']:.1f})" if "direct_rps" in r else ")")
             for r in pooled["runs"]
         )
         cores = ", ".join(str(r["queue_proxy_cores"]) for r in pooled["runs"])
@@ -97,7 +97,17 @@ def balance_lines(result: dict) -> list[str]:
             f"Through Knative's queue-proxy: {rates}; median ratio {pooled['x_direct']}x direct; "
             f"queue-proxy itself used {cores} cores (GOMAXPROCS {pooled.get('gomaxprocs') or 'unset'})."
         )
-        if all("worker_cpu_shares" in r for r in pooled["runs"]):
+        if all("function_front_workers_ms" in r for r in pooled["runs"]):
+            shares = "; ".join(" / ".join(f"{x:.0%}" for x in r["worker_cpu_shares"]) for r in pooled["runs"])
+            pairs = "; ".join(
+                "{} + {} against {} + {}".format(*r["function_front_workers_ms"], *r["direct_front_workers_ms"])
+                for r in pooled["runs"]
+            )
+            lines.append(
+                f"Meanwhile the inference workers' shares of their CPU: {shares}; the function's CPU per "
+                f"request (front + workers, ms) through queue-proxy against its paired direct run: {pairs}."
+            )
+        elif all("worker_cpu_shares" in r for r in pooled["runs"]):
             shares = "; ".join(" / ".join(f"{x:.0%}" for x in r["worker_cpu_shares"]) for r in pooled["runs"])
             spent = ", ".join(str(r["function_cpu_ms_per_request"]) for r in pooled["runs"])
             lines.append(

@@ -243,11 +243,12 @@ def photo_runs(args, server_env: dict[str, str], probe: Body, photo_bodies: dict
 
 
 def queue_proxy_runs(args, function: Server, user_port: int, body: Body) -> dict:
-    """BALANCE_RUNS runs at concurrency 32 through queue-proxy, each just after a direct run: the
-    cores it took, the function's CPU per request, and each inference worker's share of the workers'
-    CPU (how evenly the work spread over the cores whatever queue-proxy's pooled connections did).
-    Each is compared with the direct run beside it: this VM's speed drifts by 10% and more from one
-    minute to the next (the balance runs above came minutes earlier)."""
+    """BALANCE_RUNS runs at concurrency 32 through queue-proxy, each paired with a direct run (the
+    direct one first, then last, in turn): the cores queue-proxy took, the function's CPU per
+    request (front and workers) in both runs of the pair, and each inference worker's share of the
+    workers' CPU (how evenly the work spread over the cores whatever queue-proxy's pooled
+    connections did). Each is compared with its pair: this VM's speed drifts by 10% and more from
+    one minute to the next (the balance runs above came minutes earlier)."""
     from bench.profile import workers
     from bench.queue_proxy import FIXED_PORTS, busy, environment, start
 
@@ -261,20 +262,32 @@ def queue_proxy_runs(args, function: Server, user_port: int, body: Body) -> dict
         proxy.first_answer(body.path, body.read(), body.content_type, timeout=30)
         runs = []
         pids = workers(function.process.pid)
-        for _ in range(BALANCE_RUNS):
-            direct = measured(function, body, 32, args.seconds, "function (direct, paired)")
+
+        def through_proxy() -> dict:
             before, started_at = cpu_seconds(proxy.process.pid)[0], time.perf_counter()
-            function_before, workers_before = sum(cpu_seconds(function.process.pid)), [cpu_seconds(p)[0] for p in pids]
+            function_before, workers_before = cpu_seconds(function.process.pid), [cpu_seconds(p)[0] for p in pids]
             run = measured(proxy, body, 32, args.seconds, "queue-proxy -> function")
             run["queue_proxy_cores"] = round(
                 (cpu_seconds(proxy.process.pid)[0] - before) / (time.perf_counter() - started_at), 3
             )
             used = [cpu_seconds(p)[0] - b for p, b in zip(pids, workers_before, strict=True)]
-            run["function_cpu_ms_per_request"] = round(
-                (sum(cpu_seconds(function.process.pid)) - function_before) * 1000 / max(run["requests"], 1), 3
-            )
+            spent = [
+                (a - b) * 1000 / max(run["requests"], 1)
+                for a, b in zip(cpu_seconds(function.process.pid), function_before, strict=True)
+            ]
+            run["function_cpu_ms_per_request"] = round(sum(spent), 3)
+            run["function_front_workers_ms"] = [round(x, 3) for x in spent]
             run["worker_cpu_shares"] = [round(u / max(sum(used), 1e-9), 3) for u in used]
+            return run
+
+        for index in range(BALANCE_RUNS):
+            direct_first = index % 2 == 0
+            direct = measured(function, body, 32, args.seconds, "function (direct, paired)") if direct_first else None
+            run = through_proxy()
+            if not direct_first:
+                direct = measured(function, body, 32, args.seconds, "function (direct, paired)")
             run["direct_rps"] = direct["rps"]
+            run["direct_front_workers_ms"] = [direct["cpu_ms_per_request"][k] for k in ("process", "children")]
             run["x_direct"] = ratio(run["rps"], direct["rps"])
             runs.append(run)
     finally:

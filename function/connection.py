@@ -11,13 +11,13 @@ is kept: keep-alive and its timeout, pipelined requests answered one at a time i
 enforced before any application code runs:
 
 - the request target (path and query) at MAX_URL_BYTES: 414;
-- the header names and values at MAX_HEADER_BYTES: 431;
+- the header names and values, and a chunked body's trailer, at MAX_HEADER_BYTES: 431;
 - the time to deliver a request's headers at HEADER_TIMEOUT_SECONDS from its first byte (or from
   the connection's opening): 408, and the connection is closed;
 - the body at MAX_BODY_BYTES: what is over it is never kept (the app answers 413);
 - malformed HTTP framing (a bad request line, a chunk size `zz`): 400;
-- a transfer coding other than `chunked` (RFC 9112 section 6.1), and CONNECT: 501;
-- an HTTP version other than 1.0 and 1.1: 505.
+- a transfer coding before `chunked` (RFC 9112 section 6.1), and CONNECT: 501 (`chunked` not last: 400);
+- HTTP/0.9 or HTTP/2.0 on the request line (httptools takes no other version): 505.
 
 Every refusal is a JSON error body with `Connection: close`, logged and counted like a request.
 """
@@ -162,7 +162,7 @@ class Connection(asyncio.Protocol):
         # holds as it arrives (what a chunk held before the parser's last progress goes uncounted)
         head_limit = self.settings.max_url_bytes + self.settings.max_header_bytes + HEAD_SLACK_BYTES
         if self.unparsed_bytes > head_limit:
-            self._refuse(HeadersTooLarge(f"the request head is over {head_limit} bytes (MAX_HEADER_BYTES)"))
+            self._refuse(HeadersTooLarge(f"the request head or trailer is over {head_limit} bytes (MAX_HEADER_BYTES)"))
 
     def pause_writing(self) -> None:
         """The client does not read its answers: read nothing more of it (requests or a body under
@@ -239,9 +239,8 @@ class Connection(asyncio.Protocol):
         if version not in ("1.0", "1.1"):
             self._stop(VersionNotSupported(f"HTTP/{version} is not spoken here; send HTTP/1.1"))
         coding = request.headers.get("transfer-encoding")
-        if coding is not None and [c.strip().lower() for c in coding.split(",")] != ["chunked"]:
-            # httptools would decode the chunks and take what is under any other coding as it is
-            self._stop(NotImplementedHere(f"Transfer-Encoding {coding[:80]!r} is not supported; send chunked"))
+        if coding is not None:
+            self._check_transfer_coding(coding)
         if request.method == "CONNECT":
             self._stop(NotImplementedHere("CONNECT is not served: this is the function itself, not a proxy"))
         request.keep_alive = version != "1.0" and parser.should_keep_alive()
@@ -260,6 +259,15 @@ class Connection(asyncio.Protocol):
         else:  # pipelined: answered in turn; read nothing more meanwhile
             self.waiting.append(request)
             self._pause_reading()
+
+    def _check_transfer_coding(self, value: str) -> None:
+        """RFC 9112 section 6: `chunked` must come last (else 400); any coding before it is one this
+        server does not decode (501), where httptools would take the still-encoded bytes as the body."""
+        codings = [c.strip(" \t").lower() for c in value.split(",") if c.strip(" \t")]  # empty elements ignored
+        if not codings or codings[-1] != "chunked":
+            self._stop(MalformedHTTP(f"Transfer-Encoding {value[:80]!r} does not end with chunked"))
+        if len(codings) > 1:
+            self._stop(NotImplementedHere(f"Transfer-Encoding {value[:80]!r} is not supported; send chunked"))
 
     def on_body(self, chunk: bytes) -> None:
         self.unparsed_bytes = 0

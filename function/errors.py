@@ -1,8 +1,9 @@
 """Every error a client can see, each with its HTTP status and a stable code.
 
 Protocols and the server raise these; `function.http.error_response` turns them into the JSON body
-the route's protocol prescribes, in one place. `ClientError` is the client's fault (4xx, do not
-retry unchanged); `Unavailable` and `Overloaded` are ours and temporary (retry after `Retry-After`).
+the route's protocol prescribes, in one place. `ClientError` is the client's fault (4xx, or 501 and
+505 for what HTTP says a server does not implement: do not retry unchanged); `Unavailable` and
+`Overloaded` are ours and temporary (retry after `Retry-After`).
 """
 
 import typing

@@ -270,7 +270,9 @@ def test_a_pipelined_head_still_arriving_is_not_cut_by_the_keep_alive_timeout(st
 def test_a_client_that_never_reads_is_cut_off_after_the_send_timeout(start_server) -> None:
     server = start_server(SEND_TIMEOUT_SECONDS="2")
     server.wait()  # ready: the worker's stream is open, so the count of descriptors holds still
-    pid, idle = server.process.pid, fds(server.process.pid)
+    pid = server.process.pid
+    time.sleep(0.5)  # the readiness probe's own connection closes first
+    idle = fds(pid)
     hog = connect(server)
     hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     hog.setblocking(False)
@@ -336,6 +338,8 @@ def test_odd_but_valid_heads(server, request_bytes: bytes, status: int) -> None:
     [
         ("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: gzip, chunked", 501, "gzip"),
         ("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: Chunked ", None, None),
+        ("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: ,chunked", None, None),
+        ("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: gzip", 400, "chunked"),
         ("GET /health/liveness HTTP/2.0\r\nHost: x", 505, "HTTP/2.0"),
         ("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443", 501, "CONNECT"),
     ],
@@ -352,6 +356,13 @@ def test_a_coding_version_or_method_the_server_does_not_implement_is_refused_not
         assert answer == 200 and json.loads(body)["label"] == "horse"
         return
     assert answer == status and says.encode() in body and headers["connection"] == "close"
+    assert buffer + rest_until_closed(sock) == b""
+
+
+def test_a_refusal_of_what_is_not_implemented_waits_for_the_answers_before_it(server) -> None:
+    sock, buffer = connect(server), bytearray()
+    sock.sendall(get("/health/liveness") + b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+    assert [read_response(sock, buffer)[0] for _ in range(2)] == [200, 501]
     assert buffer + rest_until_closed(sock) == b""
 
 

@@ -9,7 +9,6 @@ reply source and the request's (source, id): whichever worker or pod answers a r
 reply is the same event, and a consumer deduplicating by id sees it once.
 """
 
-import contextlib
 import datetime
 import json
 import re
@@ -44,7 +43,7 @@ NOT_TEXT = re.compile(
     + "".join(f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(17))
     + "]"
 )
-RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.\d+)?(?:[Zz]|[+-](\d\d):(\d\d))")
+RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.\d+)?(?:[Zz]|[+-](\d\d):(\d\d))", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,7 @@ def _binary(request: Request) -> RequestEvent:
         value = request.header(f"ce-{name}")
         if required and not value:
             raise InvalidCloudEvent(f"the CloudEvent has no {name!r} attribute (binary mode: the ce-{name} header)")
-        return None if value is None else _checked(name, _header_value(value))
+        return None if value is None else _checked(name, _header_value(name, value))
 
     _check_specversion(attribute("specversion"))
     body = request.require_body()
@@ -136,12 +135,14 @@ def _structured(request: Request) -> RequestEvent:
     )
 
 
-def _header_value(value: str) -> str:
+def _header_value(name: str, value: str) -> str:
     """A binary-mode attribute as the HTTP binding says: UTF-8, percent-decoded (so `ce-id: a%20b` is
-    the id of the structured event `"id": "a b"`)."""
-    with contextlib.suppress(UnicodeDecodeError):  # not UTF-8: keep the bytes as Latin-1 characters
+    the id of the structured event `"id": "a b"`). The header arrives as Latin-1 characters."""
+    try:
         value = value.encode("latin-1").decode("utf-8")
-    return unquote(value, errors="replace") if "%" in value else value
+        return unquote(value, errors="strict") if "%" in value else value
+    except UnicodeError as exc:
+        raise InvalidCloudEvent(f"the ce-{name} header is not UTF-8 text, raw or percent-encoded") from exc
 
 
 def _checked(name: str, value: str) -> str:
@@ -149,8 +150,12 @@ def _checked(name: str, value: str) -> str:
     an id or source would also reach the reply's attributes and logs), and `time` in RFC 3339."""
     bad = NOT_TEXT.search(value)
     if bad:
+        point = ord(bad.group())
+        kind = (
+            "a surrogate" if 0xD800 <= point <= 0xDFFF else "a control character" if point < 0xA0 else "a noncharacter"
+        )
         raise InvalidCloudEvent(
-            f"the CloudEvent attribute {name!r} holds U+{ord(bad.group()):04X}, which CloudEvents forbids in text"
+            f"the CloudEvent attribute {name!r} holds U+{point:04X}, {kind}, which CloudEvents forbids in text"
         )
     if name == "time" and not _is_timestamp(value):
         raise InvalidCloudEvent(
@@ -166,11 +171,12 @@ def _is_timestamp(value: str) -> bool:
         return False
     year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
     offset = match.group(7)
-    try:  # a leap second (60) is valid RFC 3339
+    try:  # a leap second, :59:60 (the hour depends on the offset), is valid RFC 3339
         datetime.datetime(year, month, day, hour, minute, min(second, 59))
     except ValueError:
         return False
-    return second <= 60 and (offset is None or (int(offset) < 24 and int(match.group(8)) < 60))
+    leap_ok = second < 60 or (second == 60 and minute == 59)
+    return leap_ok and (offset is None or (int(offset) < 24 and int(match.group(8)) < 60))
 
 
 def _check_specversion(value: str | None) -> None:
@@ -203,8 +209,8 @@ def payloads(event: RequestEvent, settings: Settings) -> tuple[list[Payload], bo
 
 
 def reply_id(settings: Settings, event: RequestEvent) -> str:
-    """A JSON list names the triple unambiguously, whatever characters its parts hold."""
-    return str(uuid.uuid5(REPLY_NAMESPACE, json.dumps([settings.reply_source, event.source, event.id])))
+    """NUL separates the parts: attributes cannot hold it (see `_checked`), nor can REPLY_SOURCE."""
+    return str(uuid.uuid5(REPLY_NAMESPACE, "\0".join((settings.reply_source, event.source, event.id))))
 
 
 def reply(event: RequestEvent, data: dict, settings: Settings) -> tuple[dict[str, str], bytes]:
