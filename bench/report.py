@@ -97,8 +97,8 @@ def balance_lines(result: dict) -> list[str]:
             f"Through Knative's queue-proxy: {rates}; median ratio {pooled['x_direct']}x direct; "
             f"queue-proxy itself used {cores} cores (GOMAXPROCS {pooled.get('gomaxprocs') or 'unset'})."
         )
+        shares = "; ".join(" / ".join(f"{x:.0%}" for x in r.get("worker_cpu_shares", [])) for r in pooled["runs"])
         if all("function_front_workers_ms" in r for r in pooled["runs"]):
-            shares = "; ".join(" / ".join(f"{x:.0%}" for x in r["worker_cpu_shares"]) for r in pooled["runs"])
             pairs = "; ".join(
                 "{} + {} against {} + {}".format(*r["function_front_workers_ms"], *r["direct_front_workers_ms"])
                 for r in pooled["runs"]
@@ -108,7 +108,6 @@ def balance_lines(result: dict) -> list[str]:
                 f"request (front + workers, ms) through queue-proxy against its paired direct run: {pairs}."
             )
         elif all("worker_cpu_shares" in r for r in pooled["runs"]):
-            shares = "; ".join(" / ".join(f"{x:.0%}" for x in r["worker_cpu_shares"]) for r in pooled["runs"])
             spent = ", ".join(str(r["function_cpu_ms_per_request"]) for r in pooled["runs"])
             lines.append(
                 f"Meanwhile the inference workers' shares of their CPU: {shares}; the function's CPU per "
