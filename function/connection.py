@@ -15,7 +15,8 @@ enforced before any application code runs:
 - the time to deliver a request's headers at HEADER_TIMEOUT_SECONDS from its first byte (or from
   the connection's opening): 408, and the connection is closed;
 - the body at MAX_BODY_BYTES: what is over it is never kept (the app answers 413);
-- malformed HTTP framing (a bad request line, a chunk size `zz`): 400;
+- malformed HTTP framing (a bad request line, a chunk size `zz`), and an HTTP/1.1 request without
+  exactly one Host header (RFC 9112 section 3.2): 400;
 - a transfer coding before `chunked` (RFC 9112 section 6.1), and CONNECT: 501 (`chunked` not last: 400);
 - HTTP/0.9 or HTTP/2.0 on the request line (httptools takes no other version): 505.
 
@@ -238,6 +239,9 @@ class Connection(asyncio.Protocol):
         version = parser.get_http_version()
         if version not in ("1.0", "1.1"):
             self._stop(VersionNotSupported(f"HTTP/{version} is not spoken here; send HTTP/1.1"))
+        host = request.headers.get("host")
+        if (host is None and version == "1.1") or (host is not None and "," in host):
+            self._stop(MalformedHTTP("an HTTP/1.1 request needs exactly one Host header (RFC 9112 section 3.2)"))
         coding = request.headers.get("transfer-encoding")
         if coding is not None:
             self._check_transfer_coding(coding)

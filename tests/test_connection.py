@@ -359,6 +359,26 @@ def test_a_coding_version_or_method_the_server_does_not_implement_is_refused_not
     assert buffer + rest_until_closed(sock) == b""
 
 
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        (b"GET /health/liveness HTTP/1.1\r\n\r\n", 400),  # RFC 9112 section 3.2: a MUST
+        (b"GET /health/liveness HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),  # which host is meant?
+        (b"GET /health/liveness HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        (b"GET /health/liveness HTTP/1.0\r\n\r\n", 200),  # HTTP/1.0 predates Host
+        (b"GET /health/liveness HTTP/1.1\r\nHost:\r\n\r\n", 200),  # empty: allowed for a target without authority
+    ],
+)
+def test_an_http_1_1_request_needs_exactly_one_host(server, head: bytes, status: int) -> None:
+    sock = connect(server)
+    sock.sendall(head)
+    answer, headers, body = read_response(sock, bytearray())
+    assert answer == status, body
+    if status == 400:
+        assert b"Host" in body and headers["connection"] == "close"
+    sock.close()
+
+
 def test_a_refusal_of_what_is_not_implemented_waits_for_the_answers_before_it(server) -> None:
     sock, buffer = connect(server), bytearray()
     sock.sendall(get("/health/liveness") + b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
