@@ -87,8 +87,9 @@ class App:
                 body = await read(settings.max_body_bytes, settings.body_timeout_seconds)
                 body_read = True
             response = await view(Request(method, path, query_string, headers, body), self.fn)
-        except ClientGone:
-            self._observe(method, template, 499, time.perf_counter() - started, headers)
+        except ClientGone as gone:
+            if not gone.refused:  # a refusal was counted where it was written
+                self._observe(method, template, 499, time.perf_counter() - started, headers)
             return
         except HTTPError as error:
             response = error_response(error, oip)

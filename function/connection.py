@@ -69,6 +69,7 @@ class _Request:
         "method",
         "path",
         "query",
+        "refused",
         "size",
         "too_large",
         "waiter",
@@ -78,7 +79,7 @@ class _Request:
         self.headers: dict[str, str] = {}
         self.body = bytearray()  # not a list of chunks: a million 1-byte chunks must cost a megabyte
         self.size = 0
-        self.complete = self.too_large = self.gone = self.expect_continue = self.keep_alive = False
+        self.complete = self.too_large = self.gone = self.refused = self.expect_continue = self.keep_alive = False
         self.waiter: asyncio.Future | None = None
         self.method = self.path = ""
         self.query = b""
@@ -328,7 +329,7 @@ class Connection(asyncio.Protocol):
             except TimeoutError as exc:
                 raise body_late(timeout) from exc
         if request.gone:
-            raise ClientGone
+            raise ClientGone(refused=request.refused)
         if request.too_large or request.size > limit:
             raise body_too_large(limit)
         body, request.body = bytes(request.body), bytearray()  # not held twice while the view runs
@@ -445,8 +446,8 @@ class Connection(asyncio.Protocol):
         if self.transport.is_closing():
             return
         failing = self.parsing
-        if failing is not None and failing is self.current:
-            failing.gone = True  # its own body is broken: this refusal is its answer
+        if failing is not None and failing is self.current:  # its own body is broken: this refusal is its answer
+            failing.gone = failing.refused = True
             failing.wake()
         elif self.current is not None or self.waiting:
             if failing is not None and self.waiting and self.waiting[-1] is failing:

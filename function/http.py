@@ -18,7 +18,12 @@ JSON = "application/json"
 
 
 class ClientGone(Exception):
-    """The client closed the connection before its request was read: nobody to answer."""
+    """Nobody to answer: the client closed the connection before its request was read (a 499), or
+    the connection refused the request's own broken body and answered it itself (`refused`)."""
+
+    def __init__(self, refused: bool = False) -> None:
+        super().__init__()
+        self.refused = refused
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,10 @@ what a red-team pass found (refusals overtaking answers, heads that never end, d
 memory, clients that never read)."""
 
 import asyncio
+import collections
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -377,6 +379,30 @@ def test_an_http_1_1_request_needs_exactly_one_host(server, head: bytes, status:
     if status == 400:
         assert b"Host" in body and headers["connection"] == "close"
     sock.close()
+
+
+def requests_by_status(server) -> collections.Counter:
+    """The server's request counter summed over routes and methods, by status, as /metrics gives it."""
+    sock, buffer = connect(server), bytearray()
+    sock.sendall(get("/metrics"))
+    text = read_response(sock, buffer)[2].decode()
+    sock.close()
+    counts: collections.Counter = collections.Counter()
+    for status, value in re.findall(r'^cifar10_requests_total\{.*status="(\d+)"\} (\S+)$', text, re.M):
+        counts[int(status)] += float(value)
+    return counts
+
+
+def test_a_refusal_of_a_requests_own_body_is_counted_once_not_also_as_a_client_gone(server, jpeg: bytes) -> None:
+    before = requests_by_status(server)
+    sock = connect(server)
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n"
+    sock.sendall(head + f"{len(jpeg):x}\r\n".encode() + jpeg + b"\r\nzz\r\n")  # a chunk size that is no number
+    assert read_response(sock, bytearray())[0] == 400
+    sock.close()
+    counted = requests_by_status(server) - before
+    counted[200] -= 1  # the scrape of /metrics itself
+    assert +counted == {400: 1}  # was {400: 1, 499: 1}
 
 
 def test_a_refusal_of_what_is_not_implemented_waits_for_the_answers_before_it(server) -> None:
