@@ -9,6 +9,7 @@ said to a malformed request is JSON. `HTTP_FUZZ_EXAMPLES` sets the count (`make 
 
 import json
 import os
+import re
 import socket
 
 import pytest
@@ -53,6 +54,8 @@ def chunked(draw) -> bytes:
 def raw_request(draw) -> bytes:
     end = draw(line_ends)
     request = draw(methods) + b" " + draw(targets) + b" " + draw(versions) + end
+    if draw(st.booleans()):  # without a Host, HTTP/1.1 stops at a 400 before the rest is looked at
+        request += b"Host: x" + end
     for _ in range(draw(st.integers(0, 5))):
         request += draw(header_names) + draw(separators) + draw(header_values) + end
     request += end
@@ -60,7 +63,12 @@ def raw_request(draw) -> bytes:
     return request
 
 
-NOT_IMPLEMENTED = (501, 505)  # a transfer coding, CONNECT, an HTTP version: refused as RFC 9112 says
+def not_implemented(status: int, request: bytes) -> bool:
+    """A 501 for a transfer coding, a 505 for an HTTP version other than 1.0 and 1.1 (RFC 9112)."""
+    line = re.split(rb"\r|\n", request, maxsplit=1)[0]
+    if status == 505:
+        return not line.endswith((b" HTTP/1.1", b" HTTP/1.0"))
+    return status == 501 and b"transfer-encoding" in request.lower()
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +96,7 @@ def test_malformed_framing_is_never_a_server_failure(target, request: bytes) -> 
     answer = exchange(target.port, request)
     for status_line in (line for line in answer.split(b"\r\n") if line.startswith(b"HTTP/1.")):
         status = int(status_line.split()[1])
-        assert status < 500 or status in NOT_IMPLEMENTED, (request[:200], answer[:300])
+        assert status < 500 or not_implemented(status, request), (request[:200], answer[:300])
     if answer.startswith((b"HTTP/1.1 4", b"HTTP/1.1 501", b"HTTP/1.1 505")):  # the first body: a JSON error
         head, _, rest = answer.partition(b"\r\n\r\n")
         length = int(
