@@ -30,7 +30,7 @@ errors = logging.getLogger(__name__)
 REQUEST_ID_HEADERS = ("ce-id", "x-request-id")
 
 
-Writer = Callable[[Response], Awaitable[None]]
+Writer = Callable[[Response], Awaitable[int | None]]  # the status sent; None: the request was counted already
 
 
 class App:
@@ -100,11 +100,11 @@ class App:
             response = error_response(HTTPError(f"internal error ({type(exc).__name__}); see the function's log"), oip)
         if not body_read and _has_body(headers):
             response.headers["Connection"] = "close"  # a body nobody reads must not keep the connection busy
-        await write(response)
-        # The event loop writes the response once this step yields: log and count after that.
-        asyncio.get_running_loop().call_soon(
-            self._observe, method, template, response.status, time.perf_counter() - started, headers
-        )
+        status = await write(response)
+        if status is not None:  # the event loop writes the response once this step yields: log and count after that
+            asyncio.get_running_loop().call_soon(
+                self._observe, method, template, status, time.perf_counter() - started, headers
+            )
 
     def _observe(self, method: str, template: str, status: int, seconds: float, headers: dict[str, str]) -> None:
         self.fn.metrics.observe_request(template, method, status, seconds)
@@ -117,8 +117,9 @@ def _has_body(headers: dict[str, str]) -> bool:
     return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
 
 
-async def _send(send, response: Response, head: bool) -> None:
+async def _send(send, response: Response, head: bool) -> int:
     headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
     headers.append((b"content-length", str(len(response.body)).encode()))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else response.body})
+    return response.status

@@ -307,8 +307,8 @@ class Connection(asyncio.Protocol):
         async def read(limit: int, timeout: float) -> bytes:
             return await self._read(request, limit, timeout)
 
-        async def write(response: Response) -> None:
-            self._write(request, response)
+        async def write(response: Response) -> int | None:
+            return self._write(request, response)
 
         try:
             await self.app.respond(request.method, request.path, request.query, request.headers, read, write)
@@ -335,10 +335,11 @@ class Connection(asyncio.Protocol):
         body, request.body = bytes(request.body), bytearray()  # not held twice while the view runs
         return body
 
-    def _write(self, request: _Request, response: Response) -> None:
-        """Head and body in one write; the connection closes after it unless both sides keep it."""
+    def _write(self, request: _Request, response: Response) -> int | None:
+        """Head and body in one write; the connection closes after it unless both sides keep it.
+        Returns the status sent: 499 when the client is gone, None when a refusal answered instead."""
         if self.transport.is_closing():
-            return
+            return None if request.refused else 499
         close = self.closing or not request.keep_alive or response.headers.get("Connection", "").lower() == "close"
         head = [STATUS_LINES.get(response.status) or f"HTTP/1.1 {response.status} Status\r\n".encode()]
         for name, value in self.server_state.default_headers:
@@ -359,6 +360,7 @@ class Connection(asyncio.Protocol):
         if close:
             self.closing = True
             self._close()
+        return response.status
 
     def _finished(self, request: _Request) -> None:
         self.current = None

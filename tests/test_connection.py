@@ -449,7 +449,8 @@ def test_an_answer_whose_header_would_split_the_response_goes_out_as_a_json_500(
         await asyncio.get_running_loop().connect_accepted_socket(lambda: protocol, ours)
         request = _Request()
         request.method, request.path, request.keep_alive = "POST", "/", True
-        protocol._write(request, Response(200, b'{"ok": true}', {"ce-id": "a\r\nSet-Cookie: x=1"}))
+        sent = protocol._write(request, Response(200, b'{"ok": true}', {"ce-id": "a\r\nSet-Cookie: x=1"}))
+        assert sent == 500  # what the app logs and counts (was the 200 it meant to send)
         theirs.settimeout(5)
         return await asyncio.to_thread(rest_until_closed, theirs)
 
@@ -457,3 +458,19 @@ def test_an_answer_whose_header_would_split_the_response_goes_out_as_a_json_500(
     assert answer.startswith(b"HTTP/1.1 500 ") and b"Set-Cookie" not in answer
     head, _, body = answer.partition(b"\r\n\r\n")
     assert b"connection: close" in head and json.loads(body)["error"]["code"] == "internal"
+
+
+def test_an_answer_to_a_client_that_left_counts_as_499_and_one_a_refusal_answered_not_at_all() -> None:
+    async def sent_after_close(refused: bool) -> int | None:
+        ours, theirs = socket.socketpair()
+        config = type("Config", (), {"timeout_keep_alive": 5})()
+        protocol = protocol_class(None, Settings(), lambda status: None)(config, ServerState())
+        await asyncio.get_running_loop().connect_accepted_socket(lambda: protocol, ours)
+        request = _Request()
+        request.method, request.path, request.keep_alive, request.refused = "POST", "/", True, refused
+        theirs.close()
+        protocol.transport.close()  # as when the client resets the connection while the view runs
+        return protocol._write(request, Response(200, b'{"ok": true}', {}))
+
+    assert asyncio.run(sent_after_close(False)) == 499  # was counted as the 200 nobody received
+    assert asyncio.run(sent_after_close(True)) is None  # the refusal was written and counted instead
