@@ -108,13 +108,13 @@ fuzz: install-dev
 	HTTP_FUZZ_EXAMPLES=$(HTTP_FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/test_fuzz_http.py
 
 # Load benchmark against KServe and MLServer (installed by the bench into .cache/bench, a few minutes
-# the first time) and the tutorial's server, with photos and a profile (wrk from Debian's packages),
-# and the soak test. Both need the shipped weights and both cores: not part of `make test`.
-# QUEUE_PROXY: a queue-proxy binary built from knative/serving, to measure a pooling client too.
+# the first time) and the tutorial's server, with photos and a profile (wrk and hey, a pooling Go
+# client, from Debian's packages), and the soak test. Both need the shipped weights and both cores:
+# not part of `make test`. QUEUE_PROXY: a queue-proxy binary built from knative/serving, measured too.
 BENCH_SECONDS ?= 10
 QUEUE_PROXY ?=
 bench: install-dev
-	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	command -v wrk >/dev/null && command -v hey >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk hey)
 	$(BIN)/python -m bench.run --seconds $(BENCH_SECONDS) $(if $(QUEUE_PROXY),--queue-proxy $(QUEUE_PROXY))
 
 soak: install-dev

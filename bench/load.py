@@ -1,9 +1,13 @@
-"""The load generator: wrk (Debian's package) posting one request body, over and over, on loopback."""
+"""The load generators, posting one request body over and over on loopback: wrk (Debian's package;
+each connection sends its next request when its answer arrives), and hey (Debian's package; Go's
+`net/http` client, whose transport keeps a pool of keep-alive connections and hands each request
+the most recently idle one, as queue-proxy's does)."""
 
 import base64
 import json
 import os
 import re
+import resource
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -68,8 +72,45 @@ def wrk(base_url: str, body: Body, connections: int, seconds: int) -> dict:
         base_url + body.path,
     ]
     env = {**os.environ, "BENCH_BODY": str(body.file), "BENCH_CONTENT_TYPE": body.content_type}
+    out, cores = _run(command, env, seconds)
+    return {**parse(out, connections), "client_cores": cores}
+
+
+def hey(base_url: str, body: Body, connections: int, seconds: int) -> dict:
+    """One hey run of `seconds`: `connections` goroutines sharing one Go transport (see `parse_hey`)."""
+    command = ["hey", "-z", f"{seconds}s", "-c", str(connections), "-t", str(TIMEOUT_SECONDS), "-m", "POST"]
+    command += ["-D", str(body.file), "-T", body.content_type, base_url + body.path]
+    out, cores = _run(command, dict(os.environ), seconds)
+    return {**parse_hey(out, connections), "client_cores": cores}
+
+
+def _run(command: list[str], env: dict[str, str], seconds: int) -> tuple[str, float]:
+    """The client's report, and the cores it took itself over `seconds` (from the kernel's rusage)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=seconds + 60).stdout
-    return parse(out, connections)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return out, round(used / seconds, 3)
+
+
+def parse_hey(out: str, connections: int) -> dict:
+    """hey's report, in `parse`'s terms: requests/s counts only 2xx answers (hey's own counts errors),
+    errors are the other statuses and the failed requests."""
+    statuses = [(int(code), int(count)) for code, count in re.findall(r"^\s+\[(\d{3})\]\s+(\d+) responses", out, re.M)]
+    failed = sum(
+        int(count) for count in re.findall(r"^\s+\[(\d+)\]\s+\S", out.partition("Error distribution:")[2], re.M)
+    )
+    ok = sum(count for code, count in statuses if 200 <= code < 300)
+    seconds = float(re.search(r"Total:\s+([\d.]+) secs", out)[1])
+    percentiles = {p: round(float(v) * 1000, 3) for p, v in re.findall(r"^\s+(50|99)% in ([\d.]+) secs", out, re.M)}
+    return {
+        "concurrency": connections,
+        "requests": sum(count for _, count in statuses) + failed,
+        "rps": round(ok / seconds, 2),
+        "p50_ms": percentiles.get("50"),
+        "p99_ms": percentiles.get("99"),
+        "errors": sum(count for code, count in statuses if not 200 <= code < 300) + failed,
+    }
 
 
 def parse(out: str, connections: int) -> dict:

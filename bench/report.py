@@ -85,6 +85,20 @@ def balance_lines(result: dict) -> list[str]:
     balance = result["balance"]
     rates = ", ".join(f"{r['rps']:.1f}" for r in balance["runs"])
     lines = [f"Balance at c=32 (flip-averaged): {rates} requests/s; spread {balance['spread'] * 100:.1f}%."]
+    client = balance.get("pooled_client")
+    if client and client["runs"]:
+        runs = client["runs"]
+        rates = ", ".join(f"{r['rps']:.1f} (its wrk pair: {r['direct_rps']:.1f})" for r in runs)
+        shares = "; ".join(" / ".join(f"{x:.0%}" for x in r["worker_cpu_shares"]) for r in runs)
+        cores = ", ".join(str(r["client_cores"]) for r in runs)
+        wrk_cores = ", ".join(str(r["direct_client_cores"]) for r in runs)
+        lines.append(
+            f"A pooled client, hey (Go's net/http: 32 goroutines on one transport): {rates} requests/s; "
+            f"median ratio {client['x_direct']}x wrk; the inference workers' shares of their CPU: {shares}; "
+            f"hey itself took {cores} cores, wrk {wrk_cores}."
+        )
+    elif client:
+        lines.append(f"A pooled client: not run ({client['skipped']}).")
     pooled = balance["queue_proxy"]
     if pooled and pooled["runs"]:
         rates = ", ".join(

@@ -37,10 +37,11 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import peers, photos
-from bench.load import Body, kserve_v1, multipart, write, wrk
+from bench.load import Body, hey, kserve_v1, multipart, write, wrk
 from bench.processes import Server, cpu_seconds, free_port, function_command, memory_kib
 from bench.profile import profile
 from function.config import Settings
@@ -209,6 +210,7 @@ def shipped_function(args, server_env: dict[str, str], bodies: dict[str, Body]) 
         tutorial_runs = [
             measured(server, bodies["multipart"], c, args.seconds, "function multipart") for c in CONCURRENCY
         ]
+        pooled_client = pooled_client_runs(args, server, bodies["v1"])
         pooled = queue_proxy_runs(args, server, port, bodies["v1"]) if args.queue_proxy else None
         spied = profile(server, bodies["v1"], args.seconds, WORK / "profile")
         print(
@@ -224,6 +226,7 @@ def shipped_function(args, server_env: dict[str, str], bodies: dict[str, Body]) 
         "peers": shipped,
         "tutorial": tutorial,
         "balance": balance,
+        "pooled_client": pooled_client,
         "pooled": pooled,
         "profile": spied,
     }
@@ -243,13 +246,8 @@ def photo_runs(args, server_env: dict[str, str], probe: Body, photo_bodies: dict
 
 
 def queue_proxy_runs(args, function: Server, user_port: int, body: Body) -> dict:
-    """BALANCE_RUNS runs at concurrency 32 through queue-proxy, each paired with a direct run (the
-    direct one first, then last, in turn): the cores queue-proxy took, the function's CPU per
-    request (front and workers) in both runs of the pair, and each inference worker's share of the
-    workers' CPU (how evenly the work spread over the cores whatever queue-proxy's pooled
-    connections did). Each is compared with its pair: this VM's speed drifts by 10% and more from
-    one minute to the next (the balance runs above came minutes earlier)."""
-    from bench.profile import workers
+    """BALANCE_RUNS runs at concurrency 32 through queue-proxy (wrk in front of it), each paired with
+    a direct run (see `paired`), and the cores queue-proxy itself took."""
     from bench.queue_proxy import FIXED_PORTS, busy, environment, start
 
     taken = busy(FIXED_PORTS)
@@ -260,36 +258,14 @@ def queue_proxy_runs(args, function: Server, user_port: int, body: Body) -> dict
     proxy = start(args.queue_proxy, port, free_port(), user_port, WORK / "logs" / "queue-proxy.log")
     try:
         proxy.first_answer(body.path, body.read(), body.content_type, timeout=30)
-        runs = []
-        pids = workers(function.process.pid)
 
         def through_proxy() -> dict:
             before, started_at = cpu_seconds(proxy.process.pid)[0], time.perf_counter()
-            function_before, workers_before = cpu_seconds(function.process.pid), [cpu_seconds(p)[0] for p in pids]
             run = measured(proxy, body, 32, args.seconds, "queue-proxy -> function")
-            run["queue_proxy_cores"] = round(
-                (cpu_seconds(proxy.process.pid)[0] - before) / (time.perf_counter() - started_at), 3
-            )
-            used = [cpu_seconds(p)[0] - b for p, b in zip(pids, workers_before, strict=True)]
-            spent = [
-                (a - b) * 1000 / max(run["requests"], 1)
-                for a, b in zip(cpu_seconds(function.process.pid), function_before, strict=True)
-            ]
-            run["function_cpu_ms_per_request"] = round(sum(spent), 3)
-            run["function_front_workers_ms"] = [round(x, 3) for x in spent]
-            run["worker_cpu_shares"] = [round(u / max(sum(used), 1e-9), 3) for u in used]
-            return run
+            used = cpu_seconds(proxy.process.pid)[0] - before
+            return {**run, "queue_proxy_cores": round(used / (time.perf_counter() - started_at), 3)}
 
-        for index in range(BALANCE_RUNS):
-            direct_first = index % 2 == 0
-            direct = measured(function, body, 32, args.seconds, "function (direct, paired)") if direct_first else None
-            run = through_proxy()
-            if not direct_first:
-                direct = measured(function, body, 32, args.seconds, "function (direct, paired)")
-            run["direct_rps"] = direct["rps"]
-            run["direct_front_workers_ms"] = [direct["cpu_ms_per_request"][k] for k in ("process", "children")]
-            run["x_direct"] = ratio(run["rps"], direct["rps"])
-            runs.append(run)
+        runs = paired(function, body, args.seconds, through_proxy)
     finally:
         proxy.stop(grace_seconds=0)  # on SIGTERM queue-proxy waits 30 s for Kubernetes to notice
     return {
@@ -297,7 +273,62 @@ def queue_proxy_runs(args, function: Server, user_port: int, body: Body) -> dict
         "fixed_ports": list(FIXED_PORTS),
         "gomaxprocs": environment(0, 0, 0).get("GOMAXPROCS"),
         "runs": runs,
+        "x_direct": round(statistics.median(r["x_direct"] or 0 for r in runs), 2),
     }
+
+
+def pooled_client_runs(args, function: Server, body: Body) -> dict:
+    """BALANCE_RUNS runs at concurrency 32 of hey, a pooled client (Go's transport hands each request
+    the most recently idle of its keep-alive connections, as queue-proxy's does), each paired with
+    a wrk run (see `paired`)."""
+    if shutil.which("hey") is None:
+        print("pooled client not run: hey is not installed (make bench installs it)", flush=True)
+        return {"client": "hey", "skipped": "hey not installed", "runs": []}
+
+    def pooled() -> dict:
+        run = hey(function.url, body, 32, args.seconds)
+        print(
+            f"{'hey (pooled client)':34} c=32  {run['rps']:8.1f} req/s  p50 {run['p50_ms']} ms  "
+            f"p99 {run['p99_ms']} ms  errors {run['errors']}",
+            flush=True,
+        )
+        return run
+
+    runs = paired(function, body, args.seconds, pooled)
+    return {"client": "hey", "runs": runs, "x_direct": round(statistics.median(r["x_direct"] or 0 for r in runs), 2)}
+
+
+def paired(function: Server, body: Body, seconds: int, other: Callable[[], dict]) -> list[dict]:
+    """BALANCE_RUNS runs of `other` at concurrency 32, each paired with a direct wrk run (the direct
+    one first, then last, in turn) and compared with it: this VM's speed drifts by 10% and more from
+    one minute to the next. Beside each run: the function's CPU per request (front and workers) in
+    it and in its pair, and each inference worker's share of the workers' CPU (how evenly the work
+    spread over the cores whatever the client's connections did)."""
+    from bench.profile import workers
+
+    pids = workers(function.process.pid)
+    runs = []
+    for index in range(BALANCE_RUNS):
+        direct_first = index % 2 == 0
+        direct = measured(function, body, 32, seconds, "function (direct, paired)") if direct_first else None
+        function_before, workers_before = cpu_seconds(function.process.pid), [cpu_seconds(p)[0] for p in pids]
+        run = other()
+        used = [cpu_seconds(p)[0] - b for p, b in zip(pids, workers_before, strict=True)]
+        spent = [
+            (a - b) * 1000 / max(run["requests"], 1)
+            for a, b in zip(cpu_seconds(function.process.pid), function_before, strict=True)
+        ]
+        if not direct_first:
+            direct = measured(function, body, 32, seconds, "function (direct, paired)")
+        run["function_cpu_ms_per_request"] = round(sum(spent), 3)
+        run["function_front_workers_ms"] = [round(x, 3) for x in spent]
+        run["worker_cpu_shares"] = [round(u / max(sum(used), 1e-9), 3) for u in used]
+        run["direct_rps"] = direct["rps"]
+        run["direct_client_cores"] = direct["client_cores"]
+        run["direct_front_workers_ms"] = [direct["cpu_ms_per_request"][k] for k in ("process", "children")]
+        run["x_direct"] = ratio(run["rps"], direct["rps"])
+        runs.append(run)
+    return runs
 
 
 def function_variant(args, server_env: dict[str, str], body: Body, label: str, **overrides: str) -> dict:
@@ -424,14 +455,14 @@ def targets(result: dict) -> dict[str, tuple[object, bool]]:
             result["servers"][0]["cold_start_s"] <= 2 * result["import_seconds"],
         ),
     }
-    pooled = result["balance"]["queue_proxy"]
-    if pooled and pooled["runs"]:
-        x_wrk = pooled["x_direct"]
-        found["queue-proxy within 15% of wrk at c=32"] = (x_wrk, abs(1 - x_wrk) <= 0.15)
+    pooled = result["balance"]["pooled_client"]
+    x_wrk = pooled["x_direct"] if pooled["runs"] else None
+    found["a pooled client (hey) within 15% of wrk at c=32"] = (x_wrk, x_wrk is not None and abs(1 - x_wrk) <= 0.15)
     ours = [r for s in result["servers"][:3] for r in s["runs"]]
     ours += [r for s in result["tutorial"][:1] for r in s["runs"]] + [
         r for row in result["photos"] for r in row["runs"]
     ]
+    ours += [r for key in ("pooled_client", "queue_proxy") for r in (result["balance"][key] or {}).get("runs", [])]
     found["no errors (function)"] = (sum(r["errors"] for r in ours), all(r["errors"] == 0 for r in ours))
     return found
 
@@ -495,9 +526,6 @@ def main(argv: list[str] | None = None) -> dict:
     ours = [shipped["peers"], single, single_one]
     compare(ours, peer_rows)
     balance = [r["rps"] for r in shipped["balance"]]
-    pooled = shipped["pooled"]
-    if pooled and pooled["runs"]:
-        pooled["x_direct"] = round(statistics.median(r["x_direct"] or 0 for r in pooled["runs"]), 2)
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "machine": {
@@ -521,7 +549,8 @@ def main(argv: list[str] | None = None) -> dict:
         "balance": {
             "runs": shipped["balance"],
             "spread": round(max(balance) / min(balance) - 1, 3),
-            "queue_proxy": pooled,
+            "pooled_client": shipped["pooled_client"],
+            "queue_proxy": shipped["pooled"],
         },
         "profile": {**shipped["profile"], "budget": budget(ours[0]["runs"][0])},
         "duration_s": round(time.perf_counter() - began),

@@ -1,4 +1,4 @@
-"""The benchmark's own parts that can go wrong silently: its request bodies, photos, wrk and py-spy parsing.
+"""The benchmark's own parts that can go wrong silently: its request bodies, photos, wrk, hey and py-spy parsing.
 
 Nothing here is timed; `make bench` itself is not part of the test suite.
 """
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from bench.load import kserve_v1, multipart, parse
+from bench.load import kserve_v1, multipart, parse, parse_hey
 from bench.photos import photo
 from bench.profile import parse as parse_stacks
 from bench.profile import summarize
@@ -50,6 +50,81 @@ WRK_SILENT = """Running 1s test @ http://127.0.0.1:18997/
 Requests/sec:      0.00
 Transfer/sec:       0.00B
 """
+
+HEY_ANSWERED = """
+Summary:
+  Total:\t0.2066 secs
+  Slowest:\t0.0584 secs
+  Fastest:\t0.0024 secs
+  Average:\t0.0184 secs
+  Requests/sec:\t193.5824
+
+  Total data:\t9960 bytes
+  Size/request:\t249 bytes
+
+Response time histogram:
+  0.002 [1]\t|###
+  0.008 [13]\t|########################################
+  0.014 [5]\t|###############
+  0.019 [7]\t|######################
+  0.025 [3]\t|#########
+  0.030 [2]\t|######
+  0.036 [3]\t|#########
+  0.042 [1]\t|###
+  0.047 [1]\t|###
+  0.053 [3]\t|#########
+  0.058 [1]\t|###
+
+
+Latency distribution:
+  10% in 0.0029 secs
+  25% in 0.0069 secs
+  50% in 0.0137 secs
+  75% in 0.0250 secs
+  90% in 0.0493 secs
+  95% in 0.0498 secs
+  0% in 0.0000 secs
+
+Details (average, fastest, slowest):
+  DNS+dialup:\t0.0000 secs, 0.0024 secs, 0.0584 secs
+  DNS-lookup:\t0.0000 secs, 0.0000 secs, 0.0000 secs
+  req write:\t0.0000 secs, 0.0000 secs, 0.0001 secs
+  resp wait:\t0.0184 secs, 0.0023 secs, 0.0583 secs
+  resp read:\t0.0000 secs, 0.0000 secs, 0.0001 secs
+
+Status code distribution:
+  [200]\t40 responses
+
+
+
+"""
+HEY_REFUSED = """
+Summary:
+  Total:\t0.0010 secs
+  Slowest:\t0.0000 secs
+  Fastest:\t0.0000 secs
+  Average:\t NaN secs
+  Requests/sec:\t19070.2491
+
+
+Response time histogram:
+
+
+Latency distribution:
+
+Details (average, fastest, slowest):
+  DNS+dialup:\t NaN secs, 0.0000 secs, 0.0000 secs
+  DNS-lookup:\t NaN secs, 0.0000 secs, 0.0000 secs
+  req write:\t NaN secs, 0.0000 secs, 0.0000 secs
+  resp wait:\t NaN secs, 0.0000 secs, 0.0000 secs
+  resp read:\t NaN secs, 0.0000 secs, 0.0000 secs
+
+Status code distribution:
+
+Error distribution:
+  [20]\tGet "http://127.0.0.1:1/": dial tcp 127.0.0.1:1: connect: connection refused
+
+"""  # hey counts failed requests in its requests/s
 
 
 def test_the_multipart_body_is_the_tutorials_form_as_the_function_reads_it():
@@ -103,3 +178,13 @@ def test_profile_leaves_idle_samples_out_and_scales_the_rest_to_the_cpu_time(tmp
 def test_queue_proxy_runs_with_the_go_runtime_the_charts_cpu_limit_gives_it() -> None:
     assert [go_max_procs(limit) for limit in ("1", "500m", "2500m", 3, "")] == [1, 1, 2, 3, None]
     assert environment(8012, 8112, 8080)["GOMAXPROCS"] == "1"  # the chart's queueProxy.cpuLimit, "1"
+
+
+def test_hey_report_is_read_in_wrks_terms():
+    run = parse_hey(HEY_ANSWERED, 4)
+    assert run == {"concurrency": 4, "requests": 40, "rps": 193.61, "p50_ms": 13.7, "p99_ms": None, "errors": 0}
+
+
+def test_a_hey_run_whose_requests_all_failed_has_no_rate_and_every_request_an_error():
+    run = parse_hey(HEY_REFUSED, 2)
+    assert (run["requests"], run["rps"], run["errors"], run["p50_ms"]) == (20, 0.0, 20, None)
