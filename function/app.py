@@ -30,7 +30,7 @@ errors = logging.getLogger(__name__)
 REQUEST_ID_HEADERS = ("ce-id", "x-request-id")
 
 
-Writer = Callable[[Response], Awaitable[int | None]]  # the status sent; None: the request was counted already
+Writer = Callable[[Response], Awaitable[int]]  # the status the client was sent
 
 
 class App:
@@ -88,8 +88,7 @@ class App:
                 body_read = True
             response = await view(Request(method, path, query_string, headers, body), self.fn)
         except ClientGone as gone:
-            if not gone.refused:  # a refusal was counted where it was written
-                self._observe(method, template, 499, time.perf_counter() - started, headers)
+            self._observe(method, template, gone.status, time.perf_counter() - started, headers)
             return
         except HTTPError as error:
             response = error_response(error, oip)
@@ -101,10 +100,10 @@ class App:
         if not body_read and _has_body(headers):
             response.headers["Connection"] = "close"  # a body nobody reads must not keep the connection busy
         status = await write(response)
-        if status is not None:  # the event loop writes the response once this step yields: log and count after that
-            asyncio.get_running_loop().call_soon(
-                self._observe, method, template, status, time.perf_counter() - started, headers
-            )
+        # The event loop writes the response once this step yields: log and count after that.
+        asyncio.get_running_loop().call_soon(
+            self._observe, method, template, status, time.perf_counter() - started, headers
+        )
 
     def _observe(self, method: str, template: str, status: int, seconds: float, headers: dict[str, str]) -> None:
         self.fn.metrics.observe_request(template, method, status, seconds)

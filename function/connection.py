@@ -79,7 +79,8 @@ class _Request:
         self.headers: dict[str, str] = {}
         self.body = bytearray()  # not a list of chunks: a million 1-byte chunks must cost a megabyte
         self.size = 0
-        self.complete = self.too_large = self.gone = self.refused = self.expect_continue = self.keep_alive = False
+        self.complete = self.too_large = self.gone = self.expect_continue = self.keep_alive = False
+        self.refused = 0  # the status of the refusal that answered its broken body, if one did
         self.waiter: asyncio.Future | None = None
         self.method = self.path = ""
         self.query = b""
@@ -241,8 +242,10 @@ class Connection(asyncio.Protocol):
         if version not in ("1.0", "1.1"):
             self._stop(VersionNotSupported(f"HTTP/{version} is not spoken here; send HTTP/1.1"))
         host = request.headers.get("host")
-        if (host is None and version == "1.1") or (host is not None and "," in host):
-            self._stop(MalformedHTTP("an HTTP/1.1 request needs exactly one Host header (RFC 9112 section 3.2)"))
+        if host is None and version == "1.1":
+            self._stop(MalformedHTTP("an HTTP/1.1 request needs a Host header (RFC 9112 section 3.2)"))
+        if host is not None and "," in host and sum(name.lower() == b"host" for name, _ in self.raw_headers) > 1:
+            self._stop(MalformedHTTP("a request may carry only one Host header (RFC 9112 section 3.2)"))
         coding = request.headers.get("transfer-encoding")
         if coding is not None:
             self._check_transfer_coding(coding)
@@ -329,17 +332,17 @@ class Connection(asyncio.Protocol):
             except TimeoutError as exc:
                 raise body_late(timeout) from exc
         if request.gone:
-            raise ClientGone(refused=request.refused)
+            raise ClientGone(request.refused or 499)
         if request.too_large or request.size > limit:
             raise body_too_large(limit)
         body, request.body = bytes(request.body), bytearray()  # not held twice while the view runs
         return body
 
-    def _write(self, request: _Request, response: Response) -> int | None:
+    def _write(self, request: _Request, response: Response) -> int:
         """Head and body in one write; the connection closes after it unless both sides keep it.
-        Returns the status sent: 499 when the client is gone, None when a refusal answered instead."""
+        Returns the status the client was sent: a refusal's that answered instead, 499 when it left."""
         if self.transport.is_closing():
-            return None if request.refused else 499
+            return request.refused or 499
         close = self.closing or not request.keep_alive or response.headers.get("Connection", "").lower() == "close"
         head = [STATUS_LINES.get(response.status) or f"HTTP/1.1 {response.status} Status\r\n".encode()]
         for name, value in self.server_state.default_headers:
@@ -449,7 +452,7 @@ class Connection(asyncio.Protocol):
             return
         failing = self.parsing
         if failing is not None and failing is self.current:  # its own body is broken: this refusal is its answer
-            failing.gone = failing.refused = True
+            failing.gone, failing.refused = True, error.status
             failing.wake()
         elif self.current is not None or self.waiting:
             if failing is not None and self.waiting and self.waiting[-1] is failing:
@@ -468,7 +471,8 @@ class Connection(asyncio.Protocol):
         self.transport.write(head.encode() + body)
         self.closing = True
         self._close()
-        self.on_refused(error.status)
+        if failing is None or not failing.refused:  # else the app counts it, under its route
+            self.on_refused(error.status)
         log.info("- refused %d %s", error.status, error.message)
 
 

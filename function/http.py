@@ -18,12 +18,12 @@ JSON = "application/json"
 
 
 class ClientGone(Exception):
-    """Nobody to answer: the client closed the connection before its request was read (a 499), or
-    the connection refused the request's own broken body and answered it itself (`refused`)."""
+    """Nobody to answer: the client closed the connection before its request was read (499), or the
+    connection refused the request's own broken body and answered it itself (that status)."""
 
-    def __init__(self, refused: bool = False) -> None:
-        super().__init__()
-        self.refused = refused
+    def __init__(self, status: int = 499) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 @dataclass(frozen=True)
