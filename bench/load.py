@@ -9,6 +9,7 @@ import os
 import re
 import resource
 import subprocess
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,31 +86,34 @@ def hey(base_url: str, body: Body, connections: int, seconds: int) -> dict:
 
 
 def _run(command: list[str], env: dict[str, str], seconds: int) -> tuple[str, float]:
-    """The client's report, and the cores it took itself over `seconds` (from the kernel's rusage)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """The client's report, and the cores it took itself over its run (from the kernel's rusage)."""
+    before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=seconds + 60).stdout
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    after, elapsed = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter() - started
     used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return out, round(used / seconds, 3)
+    return out, round(used / elapsed, 3)
 
 
 def parse_hey(out: str, connections: int) -> dict:
-    """hey's report, in `parse`'s terms: requests/s counts only 2xx answers (hey's own counts errors),
-    errors are the other statuses and the failed requests."""
+    """hey's report: requests/s counts only 2xx answers (hey's own, and wrk's, count every answer
+    and hey's even the failures); errors are the other statuses and the failed requests, and every
+    connection counts as one when hey reported nothing."""
     statuses = [(int(code), int(count)) for code, count in re.findall(r"^\s+\[(\d{3})\]\s+(\d+) responses", out, re.M)]
     failed = sum(
         int(count) for count in re.findall(r"^\s+\[(\d+)\]\s+\S", out.partition("Error distribution:")[2], re.M)
     )
     ok = sum(count for code, count in statuses if 200 <= code < 300)
-    seconds = float(re.search(r"Total:\s+([\d.]+) secs", out)[1])
+    total = re.search(r"Total:\s+([\d.]+) secs", out)
+    seconds = float(total[1]) if total else 0.0
     percentiles = {p: round(float(v) * 1000, 3) for p, v in re.findall(r"^\s+(50|99)% in ([\d.]+) secs", out, re.M)}
     return {
         "concurrency": connections,
         "requests": sum(count for _, count in statuses) + failed,
-        "rps": round(ok / seconds, 2),
+        "rps": round(ok / seconds, 2) if seconds else 0.0,
         "p50_ms": percentiles.get("50"),
         "p99_ms": percentiles.get("99"),
-        "errors": sum(count for code, count in statuses if not 200 <= code < 300) + failed,
+        "errors": sum(count for code, count in statuses if not 200 <= code < 300) + failed
+        or (0 if ok else connections),
     }
 
 

@@ -92,10 +92,15 @@ def balance_lines(result: dict) -> list[str]:
         shares = "; ".join(" / ".join(f"{x:.0%}" for x in r["worker_cpu_shares"]) for r in runs)
         cores = ", ".join(str(r["client_cores"]) for r in runs)
         wrk_cores = ", ".join(str(r["direct_client_cores"]) for r in runs)
+        pairs = "; ".join(
+            "{} + {} against {} + {}".format(*r["function_front_workers_ms"], *r["direct_front_workers_ms"])
+            for r in runs
+        )
         lines.append(
             f"A pooled client, hey (Go's net/http: 32 goroutines on one transport): {rates} requests/s; "
             f"median ratio {client['x_direct']}x wrk; the inference workers' shares of their CPU: {shares}; "
-            f"hey itself took {cores} cores, wrk {wrk_cores}."
+            f"hey itself took {cores} cores, wrk {wrk_cores}; the function's CPU per request (front + "
+            f"workers, ms) under hey against its wrk pair: {pairs}."
         )
     elif client:
         lines.append(f"A pooled client: not run ({client['skipped']}).")

@@ -2,7 +2,7 @@
 
     python -m bench.run [--seconds 10] [--out bench/results] [--queue-proxy PATH]
 
-One server at a time, each driven by wrk (Debian's package):
+One server at a time, each driven by wrk (Debian's package), the function also by hey:
 
 - Peers: the same KServe v1 request (`{"instances": [{"b64": ...}]}`, one 32 x 32 JPEG) at
   concurrency 1, 8 and 32 to this function (flip-averaged as shipped, single view, and single view
@@ -12,13 +12,15 @@ One server at a time, each driven by wrk (Debian's package):
   before and after it; the run of median ratio counts.
 - The tutorial: its multipart `/predict` at concurrency 1, 8 and 32 to this function and to a
   faithful reproduction of the tutorial's Flask server.
-- Photos: deterministic photo-like JPEGs (`bench/photos.py`) of 640 x 480, 1920 x 1080 and
-  4032 x 3024, raw and as the tutorial's multipart, at concurrency 1 and 8, beside the rate at which
-  plain Pillow decodes and resizes the same image on all cores (its naive limit).
-- Balance: three consecutive runs at concurrency 32 and their spread; with `--queue-proxy`, three
-  more through Knative's queue-proxy (a Go keep-alive pool that reuses the most recently idle
-  connection) in front of the function: the CPU queue-proxy took, the function's CPU per request
-  and each inference worker's share of the workers' CPU.
+- Photos, last (this VM runs slower for a while after them): deterministic photo-like JPEGs
+  (`bench/photos.py`) of 640 x 480, 1920 x 1080 and 4032 x 3024, raw and as the tutorial's
+  multipart, at concurrency 1 and 8, beside the rate at which plain Pillow decodes and resizes the
+  same image on all cores (its naive limit).
+- Balance: three consecutive runs at concurrency 32 and their spread; three runs of hey, a pooled
+  client (a Go keep-alive pool that reuses the most recently idle connection), each paired with a
+  wrk run; with `--queue-proxy`, three more through Knative's queue-proxy in front of the function,
+  each paired likewise. Beside each: the CPU the client (or queue-proxy) took, the function's CPU
+  per request and each inference worker's share of the workers' CPU.
 - Profile: one request at a time under py-spy (`bench/profile.py`).
 
 Also measured in the same run: cold start (process start to first answer), peak memory, CPU
@@ -162,7 +164,7 @@ def measured_at_one(server: Server, body: Body, seconds: int, label: str, env: d
         print(f"{'':34} in-process decode + forward around it: {before:.3f} and {after:.3f} ms", flush=True)
         runs.append(run)
     chosen = sorted(runs, key=lambda run: run["x_request_ms"] or 1e9)[len(runs) // 2]
-    repeats = ("p50_ms", "rps", "request_ms_around", "x_request_ms")
+    repeats = ("p50_ms", "rps", "errors", "request_ms_around", "x_request_ms")
     return {**chosen, "repeats": [{key: run[key] for key in repeats} for run in runs]}
 
 
@@ -324,6 +326,7 @@ def paired(function: Server, body: Body, seconds: int, other: Callable[[], dict]
         run["function_front_workers_ms"] = [round(x, 3) for x in spent]
         run["worker_cpu_shares"] = [round(u / max(sum(used), 1e-9), 3) for u in used]
         run["direct_rps"] = direct["rps"]
+        run["direct_errors"] = direct["errors"]
         run["direct_client_cores"] = direct["client_cores"]
         run["direct_front_workers_ms"] = [direct["cpu_ms_per_request"][k] for k in ("process", "children")]
         run["x_direct"] = ratio(run["rps"], direct["rps"])
@@ -462,7 +465,11 @@ def targets(result: dict) -> dict[str, tuple[object, bool]]:
     ours += [r for s in result["tutorial"][:1] for r in s["runs"]] + [
         r for row in result["photos"] for r in row["runs"]
     ]
-    ours += [r for key in ("pooled_client", "queue_proxy") for r in (result["balance"][key] or {}).get("runs", [])]
+    ours += [repeat for s in result["servers"][:3] for repeat in s["runs"][0].get("repeats", [])]
+    ours += result["balance"]["runs"]
+    for key in ("pooled_client", "queue_proxy"):
+        for run in (result["balance"][key] or {}).get("runs", []):
+            ours += [run, {"errors": run.get("direct_errors", 0)}]
     found["no errors (function)"] = (sum(r["errors"] for r in ours), all(r["errors"] == 0 for r in ours))
     return found
 

@@ -188,3 +188,8 @@ def test_hey_report_is_read_in_wrks_terms():
 def test_a_hey_run_whose_requests_all_failed_has_no_rate_and_every_request_an_error():
     run = parse_hey(HEY_REFUSED, 2)
     assert (run["requests"], run["rps"], run["errors"], run["p50_ms"]) == (20, 0.0, 20, None)
+
+
+def test_a_hey_run_that_reported_nothing_counts_every_connection_as_an_error():
+    run = parse_hey("", 32)
+    assert (run["requests"], run["rps"], run["errors"]) == (0, 0.0, 32)
