@@ -342,6 +342,11 @@ def test_odd_but_valid_heads(server, request_bytes: bytes, status: int) -> None:
         ("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: Chunked ", None, None),
         ("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: ,chunked", None, None),
         ("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: gzip", 400, "chunked"),
+        (
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked, chunked",
+            400,
+            "Transfer-Encoding",
+        ),
         ("GET /health/liveness HTTP/2.0\r\nHost: x", 505, "HTTP/2.0"),
         ("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443", 501, "CONNECT"),
     ],
