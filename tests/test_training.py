@@ -435,3 +435,31 @@ def test_scores_match_a_hand_count() -> None:
     assert result["per_class_accuracy"]["automobile"] == 1.0
     assert result["per_class_accuracy"]["bird"] == 0.0
     assert result["confusion"][0][:3] == [1, 1, 0]
+
+
+def teacher_commands() -> dict[str, list[str]]:
+    """`make -n teachers`: each teacher's training.train arguments, by its run folder's name."""
+    out = subprocess.run(["make", "-n", "teachers"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    commands = [line.split() for line in out.replace("\\\n", " ").splitlines() if "training.train" in line]
+    found = {}
+    for words in commands:
+        argv = words[words.index("training.train") + 1 :]
+        found[Path(argv[argv.index("--out") + 1]).name] = argv
+    return found
+
+
+@pytest.mark.parametrize(
+    ("name", "card"),
+    [
+        ("r40", ROOT / "function" / "weights" / "cifar_resnet20_v1.json"),
+        ("r120-zero-gamma", ROOT / "training" / "experiments" / "r120-zero-gamma-card.json"),
+        ("r150-mixup", ROOT / "training" / "experiments" / "r150-mixup-card.json"),
+    ],
+)
+def test_make_teachers_trains_each_teacher_with_the_recipe_its_card_records(name: str, card: Path) -> None:
+    args = train.make_parser().parse_args(teacher_commands()[name])
+    recorded = json.loads(card.read_text())
+    ours = train.recipe(args)
+    assert args.epochs == recorded["epochs"]
+    assert {key: ours[key] for key in recorded["recipe"]} == recorded["recipe"]  # older cards name no weights
+    assert set(ours) - set(recorded["recipe"]) <= {"weights"}

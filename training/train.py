@@ -249,6 +249,48 @@ def train_epoch(
     return loss_sum / seen, correct / seen, step
 
 
+def recipe(args: argparse.Namespace) -> dict:
+    """The model card's words for what a run's options compute (`make teachers` is checked against
+    the teachers' cards with it)."""
+    return {
+        "optimizer": "nag",
+        "batch_size": args.batch_size,
+        "peak_learning_rate": args.lr,
+        "schedule": f"linear warm-up {args.warmup:.0%} from peak/10, cosine to peak*{args.final_lr_ratio}",
+        "momentum": args.momentum,
+        "weight_decay": args.wd,
+        "weight_decay_on_bn_and_bias": False,
+        "label_smoothing": args.label_smoothing,
+        "augmentation": f"random crop with {PAD}-pixel reflect padding, horizontal flip"
+        + (
+            f", mixup Beta({args.mixup}, {args.mixup}) but the last {args.mixup_off_epochs} epochs"
+            if args.mixup
+            else ""
+        ),
+        **(
+            {
+                "distillation": f"targets {1 - args.distill:g} x the smoothed label + {args.distill:g} x the "
+                + (
+                    "mean flip-averaged softmax, on the unaugmented image, of the teachers "
+                    if args.distill_on == "image"
+                    else "mean softmax, on the student's own augmented input, of the teachers "
+                )
+                + ", ".join(map("{} (sha256 {})".format, args.teacher, args.teacher_sha256))
+            }
+            if args.teacher
+            else {}
+        ),
+        "init": "Xavier gaussian, out, magnitude 2"
+        + (", each residual block's last batch-norm gamma 0" if args.zero_init_residual else "")
+        + (f", output layer scaled by {args.output_init_scale}" if args.output_init_scale != 1.0 else ""),
+        "weights": f"exponential moving average, decay {args.ema_decay} ramped as (1+n)/({EMA_RAMP}+n), "
+        "batch-norm running statistics included"
+        if args.ema_decay
+        else "the last step's",
+        "seed": args.seed,
+    }
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="image folder, tarball, or 'cifar10' (gluon download)")
@@ -420,43 +462,7 @@ def finish(net, args: argparse.Namespace, dataset, history: list[dict], val_x, v
         },
         **({"live_weights": live} if live else {}),
         "epochs": len(history),
-        "recipe": {
-            "optimizer": "nag",
-            "batch_size": args.batch_size,
-            "peak_learning_rate": args.lr,
-            "schedule": f"linear warm-up {args.warmup:.0%} from peak/10, cosine to peak*{args.final_lr_ratio}",
-            "momentum": args.momentum,
-            "weight_decay": args.wd,
-            "weight_decay_on_bn_and_bias": False,
-            "label_smoothing": args.label_smoothing,
-            "augmentation": f"random crop with {PAD}-pixel reflect padding, horizontal flip"
-            + (
-                f", mixup Beta({args.mixup}, {args.mixup}) but the last {args.mixup_off_epochs} epochs"
-                if args.mixup
-                else ""
-            ),
-            **(
-                {
-                    "distillation": f"targets {1 - args.distill:g} x the smoothed label + {args.distill:g} x the "
-                    + (
-                        "mean flip-averaged softmax, on the unaugmented image, of the teachers "
-                        if args.distill_on == "image"
-                        else "mean softmax, on the student's own augmented input, of the teachers "
-                    )
-                    + ", ".join(map("{} (sha256 {})".format, args.teacher, args.teacher_sha256))
-                }
-                if args.teacher
-                else {}
-            ),
-            "init": "Xavier gaussian, out, magnitude 2"
-            + (", each residual block's last batch-norm gamma 0" if args.zero_init_residual else "")
-            + (f", output layer scaled by {args.output_init_scale}" if args.output_init_scale != 1.0 else ""),
-            "weights": f"exponential moving average, decay {args.ema_decay} ramped as (1+n)/({EMA_RAMP}+n), "
-            "batch-norm running statistics included"
-            if args.ema_decay
-            else "the last step's",
-            "seed": args.seed,
-        },
+        "recipe": recipe(args),
         "training_seconds": round(sum(row["seconds"] for row in history), 1),
         "machine": {
             "platform": platform.platform(),
