@@ -12,7 +12,7 @@ One server at a time, each driven by wrk (Debian's package), the function also b
   before and after it; the run of median ratio counts.
 - The tutorial: its multipart `/predict` at concurrency 1, 8 and 32 to this function and to a
   faithful reproduction of the tutorial's Flask server.
-- Photos, last (this VM runs slower for a while after them): deterministic photo-like JPEGs
+- Photos, last (no c=1 run follows them): deterministic photo-like JPEGs
   (`bench/photos.py`) of 640 x 480, 1920 x 1080 and 4032 x 3024, raw and as the tutorial's
   multipart, at concurrency 1 and 8, beside the rate at which plain Pillow decodes and resizes the
   same image on all cores (its naive limit).
@@ -139,12 +139,17 @@ def measured(server: Server, body: Body, connections: int, seconds: int, label: 
         "process": round((after[0] - before[0]) * per_request, 3),
         "children": round((after[1] - before[1]) * per_request, 3),
     }
+    announce(label, run)
+    return run
+
+
+def announce(label: str, run: dict) -> None:
+    """One run's line as it ends: what it measured, for whoever watches the bench."""
     print(
-        f"{label:34} c={connections:<3} {run['rps']:8.1f} req/s  p50 {run['p50_ms']} ms  "
+        f"{label:34} c={run['concurrency']:<3} {run['rps']:8.1f} req/s  p50 {run['p50_ms']} ms  "
         f"p99 {run['p99_ms']} ms  errors {run['errors']}",
         flush=True,
     )
-    return run
 
 
 def measured_at_one(server: Server, body: Body, seconds: int, label: str, env: dict[str, str]) -> dict:
@@ -275,7 +280,7 @@ def queue_proxy_runs(args, function: Server, user_port: int, body: Body) -> dict
         "fixed_ports": list(FIXED_PORTS),
         "gomaxprocs": environment(0, 0, 0).get("GOMAXPROCS"),
         "runs": runs,
-        "x_direct": round(statistics.median(r["x_direct"] or 0 for r in runs), 2),
+        "x_direct": median_ratio(runs),
     }
 
 
@@ -289,15 +294,16 @@ def pooled_client_runs(args, function: Server, body: Body) -> dict:
 
     def pooled() -> dict:
         run = hey(function.url, body, 32, args.seconds)
-        print(
-            f"{'hey (pooled client)':34} c=32  {run['rps']:8.1f} req/s  p50 {run['p50_ms']} ms  "
-            f"p99 {run['p99_ms']} ms  errors {run['errors']}",
-            flush=True,
-        )
+        announce("hey (pooled client)", run)
         return run
 
     runs = paired(function, body, args.seconds, pooled)
-    return {"client": "hey", "runs": runs, "x_direct": round(statistics.median(r["x_direct"] or 0 for r in runs), 2)}
+    return {"client": "hey", "runs": runs, "x_direct": median_ratio(runs)}
+
+
+def median_ratio(runs: list[dict]) -> float:
+    """The median of the runs' ratios to their direct pairs (a run with no answer counts as 0)."""
+    return round(statistics.median(r["x_direct"] or 0 for r in runs), 2)
 
 
 def paired(function: Server, body: Body, seconds: int, other: Callable[[], dict]) -> list[dict]:
