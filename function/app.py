@@ -88,7 +88,7 @@ class App:
                 body_read = True
             response = await view(Request(method, path, query_string, headers, body), self.fn)
         except ClientGone as gone:
-            self._observe(method, template, gone.status, time.perf_counter() - started, headers)
+            self._ended(method, template, gone.status, started, headers)
             return
         except HTTPError as error:
             response = error_response(error, oip)
@@ -100,10 +100,12 @@ class App:
         if not body_read and _has_body(headers):
             response.headers["Connection"] = "close"  # a body nobody reads must not keep the connection busy
         status = await write(response)
-        # The event loop writes the response once this step yields: log and count after that.
-        asyncio.get_running_loop().call_soon(
-            self._observe, method, template, status, time.perf_counter() - started, headers
-        )
+        self._ended(method, template, status, started, headers)
+
+    def _ended(self, method: str, template: str, status: int, started: float, headers: dict[str, str]) -> None:
+        """Count and log the request once the front has time (see `function.bookkeeping`)."""
+        seconds = time.perf_counter() - started
+        self.fn.bookkeeping.defer(self._observe, method, template, status, seconds, headers)
 
     def _observe(self, method: str, template: str, status: int, seconds: float, headers: dict[str, str]) -> None:
         self.fn.metrics.observe_request(template, method, status, seconds)

@@ -138,12 +138,14 @@ class Batcher:
         observe_batch: BatchObserver | None = None,
         observe_states: StateObserver | None = None,
         observe_restart: Callable[[], None] | None = None,
+        while_waiting: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.size = workers
         self.observe_batch = observe_batch
         self.observe_states = observe_states
         self.observe_restart = observe_restart
+        self.while_waiting = while_waiting  # called once batches are handed out: work no answer waits for
         self._queue: collections.deque[_Item] = collections.deque()
         self._workers: list[_Worker] = []
         self._ids = itertools.count()
@@ -263,19 +265,23 @@ class Batcher:
     def _dispatch(self) -> None:
         ready = sum(w.state.state == "ready" for w in self._workers)
         share = -(-len(self._queue) // max(1, ready))  # fixed for this pass: an equal split
+        handed_out = False
         for worker in self._workers:
             if not self._queue:
-                return
+                break
             if worker.batch is None and worker.state.state == "ready":
                 batch = self._take(share)
                 batch_id = next(self._ids)
                 worker.batch = (batch_id, batch)
-                if self.observe_batch:
-                    self.observe_batch(len(batch), time.perf_counter() - batch[0].queued_at, len(self._queue))
                 worker.send(("batch", batch_id, [_out_of_band(item.payload) for item in batch]))
                 worker.deadline = self._loop.call_later(
                     self.settings.worker_timeout_seconds, self._overdue, worker, batch_id
                 )
+                if self.observe_batch:
+                    self.observe_batch(len(batch), time.perf_counter() - batch[0].queued_at, len(self._queue))
+                handed_out = True
+        if handed_out and self.while_waiting:
+            self.while_waiting()
 
     def _take(self, share: int) -> list[_Item]:
         """The next batch: this worker's share of what waits (an equal split over the ready workers, so

@@ -10,7 +10,7 @@ whose front has gone away sees the pipe close and exits.
 Messages are pickled tuples: to the worker `("load",)`, `("batch", id, payloads)`, `("stop",)`, each
 as one frame holding the count of out-of-band buffers and the pickle, then a frame per buffer (the
 images' bytes, see `batcher._Worker.send`); from the worker `("state", WorkerState)` and
-`("result", id, results)`, plain `Connection.send`.
+`("result", id, results)`, one frame each (`reply`).
 """
 
 import contextlib
@@ -75,7 +75,7 @@ def run(conn: Connection, settings: Settings, index: int) -> None:
             _load(conn, holder)
         elif kind == "batch":
             _, batch_id, payloads = message
-            conn.send(("result", batch_id, infer(holder, payloads, settings)))
+            reply(conn, ("result", batch_id, infer(holder, payloads, settings)))
 
 
 def receive(conn: Connection) -> tuple:
@@ -86,6 +86,12 @@ def receive(conn: Connection) -> tuple:
     return pickle.loads(memoryview(head)[4:], buffers=buffers)
 
 
+def reply(conn: Connection, message: tuple) -> None:
+    """One message to the front: plain pickle, a few microseconds cheaper per result than
+    `Connection.send`'s ForkingPickler (which only adds reducers for handles never sent here)."""
+    conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+
 def state_of(holder: ModelHolder) -> WorkerState:
     times = vars(holder.times) if holder.times is not None else None
     return WorkerState(holder.state, holder.device, holder.error, holder.device_warning, times)
@@ -94,12 +100,12 @@ def state_of(holder: ModelHolder) -> WorkerState:
 def _load(conn: Connection, holder: ModelHolder) -> None:
     """Load (or retry a failed load, at most every `load_retry_seconds`) and report the outcome."""
     if holder.ready:
-        conn.send(("state", state_of(holder)))
+        reply(conn, ("state", state_of(holder)))
         return
-    conn.send(("state", WorkerState("loading", holder.device)))
+    reply(conn, ("state", WorkerState("loading", holder.device)))
     with contextlib.suppress(Unavailable):  # the holder keeps the error; the front reports it
         holder.wait(timeout=None)
-    conn.send(("state", state_of(holder)))
+    reply(conn, ("state", state_of(holder)))
 
 
 def infer(holder: ModelHolder, payloads: list[Payload], settings: Settings) -> list[Result]:

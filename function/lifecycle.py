@@ -10,6 +10,7 @@ import logging
 from importlib.metadata import PackageNotFoundError, version
 
 from function.batcher import Batcher
+from function.bookkeeping import Bookkeeping
 from function.config import SERVICE_NAME, Settings
 from function.dedup import ReplyCache
 from function.device import DeviceError, default_workers, ensure_libcuda, pod_cpus, query_gpus
@@ -45,13 +46,15 @@ class Function:
         self.settings = settings
         self.version = package_version()
         self.metrics = Metrics()
+        self.bookkeeping = Bookkeeping()
         self.replies = ReplyCache(settings.dedup_cache_bytes, settings.dedup_ttl_seconds)
         self.batcher = Batcher(
             settings,
             worker_count(settings),
-            observe_batch=self.metrics.observe_batch,
+            observe_batch=self._batch_observed,
             observe_states=self._workers_changed,
             observe_restart=self.metrics.restarts.inc,
+            while_waiting=self.bookkeeping.flush,
         )
 
     def start(self) -> None:
@@ -70,6 +73,7 @@ class Function:
 
     async def stop(self) -> None:
         await self.batcher.stop(self.settings.shutdown_timeout_seconds)
+        self.bookkeeping.flush()
         log.info("stopped")
 
     def alive(self) -> bool:
@@ -93,6 +97,9 @@ class Function:
 
     async def classify(self, payloads: list[Payload]) -> list[Prediction]:
         return [Prediction(row) for row in await self.batcher.classify(payloads)]
+
+    def _batch_observed(self, images: int, wait: float, queued: int) -> None:
+        self.bookkeeping.defer(self.metrics.observe_batch, images, wait, queued)
 
     def _workers_changed(self, states: list[WorkerState]) -> None:
         self.metrics.observe_workers(states)

@@ -221,3 +221,27 @@ def test_in_first_request_mode_the_replacement_of_a_lost_worker_loads() -> None:
         await batcher.stop(30)
 
     asyncio.run(scenario())
+
+
+def test_the_front_is_told_when_it_waits_for_a_forward_pass() -> None:
+    """`while_waiting` runs right after a batch goes to a worker (the front's bookkeeping then costs no
+    answer any time), and not when a submit finds every worker busy."""
+    events: list[str] = []
+
+    async def scenario() -> None:
+        batcher = await started(
+            Batcher(
+                settings(),
+                1,
+                observe_batch=lambda n, wait, queued: events.append(f"batch of {n}"),
+                while_waiting=lambda: events.append("waiting"),
+            )
+        )
+        first = batcher.submit([pixels(1)])
+        second = batcher.submit([pixels(2)])  # the one worker is busy: queued, nothing handed out
+        assert events == ["batch of 1", "waiting"]
+        await asyncio.gather(*first, *second)
+        await batcher.stop(30)
+
+    asyncio.run(scenario())
+    assert events == ["batch of 1", "waiting", "batch of 1", "waiting"]

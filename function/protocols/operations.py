@@ -52,6 +52,7 @@ async def model_status(request: Request, fn: "Function") -> Response:
 
 
 async def metrics(request: Request, fn: "Function") -> Response:
+    fn.bookkeeping.flush()  # the requests answered so far, counted
     return Response(200, fn.metrics.exposition(), {"Content-Type": CONTENT_TYPE})
 
 

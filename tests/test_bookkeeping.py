@@ -1,0 +1,42 @@
+"""Bookkeeping held back until the front would wait: nothing lost, nothing reordered, never stuck."""
+
+import asyncio
+import time
+
+from function.bookkeeping import Bookkeeping
+
+
+def test_held_actions_run_at_flush_in_the_order_they_came() -> None:
+    done: list[tuple] = []
+
+    async def scenario() -> list[list[tuple]]:
+        books = Bookkeeping(delay=60)
+        books.defer(lambda *args: done.append(args), "first", 1)
+        books.defer(lambda *args: done.append(args), "second", 2)
+        before = list(done)
+        books.flush()
+        after = list(done)
+        books.flush()  # nothing twice
+        return [before, after, list(done)]
+
+    before, after, again = asyncio.run(scenario())
+    assert before == []
+    assert after == again == [("first", 1), ("second", 2)]
+
+
+def test_what_no_flush_follows_runs_after_the_delay() -> None:
+    ran: list[float] = []
+
+    async def scenario() -> float:
+        books = Bookkeeping(delay=0.05)
+        start = time.perf_counter()
+        books.defer(lambda: ran.append(time.perf_counter()))
+        await asyncio.sleep(0.5)
+        books.defer(lambda: ran.append(time.perf_counter()))  # the timer is armed again after it fired
+        await asyncio.sleep(0.5)
+        return start
+
+    start = asyncio.run(scenario())
+    assert len(ran) == 2
+    assert 0.04 <= ran[0] - start < 0.4
+    assert 0.54 <= ran[1] - start < 0.9
