@@ -9,7 +9,10 @@ the request ends, so a late run changes when a line is written, not what it says
 """
 
 import asyncio
+import logging
 from collections.abc import Callable
+
+log = logging.getLogger(__name__)
 
 DELAY_SECONDS = 0.05  # at most this late when no batch follows: a log line still reads as live
 
@@ -27,10 +30,14 @@ class Bookkeeping:
             self._timer = asyncio.get_running_loop().call_later(self.delay, self._backstop)
 
     def flush(self) -> None:
-        """Run everything held, in the order it came."""
+        """Run everything held, in the order it came. A flush runs inside another request's work (a
+        batch handed out, a scrape): an action that fails is logged, never that request's error."""
         held, self._held = self._held, []
         for action, args in held:
-            action(*args)
+            try:
+                action(*args)
+            except Exception:
+                log.exception("bookkeeping failed: %s", getattr(action, "__qualname__", action))
 
     def _backstop(self) -> None:
         self._timer = None

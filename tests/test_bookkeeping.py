@@ -40,3 +40,20 @@ def test_what_no_flush_follows_runs_after_the_delay() -> None:
     assert len(ran) == 2
     assert 0.04 <= ran[0] - start < 0.4
     assert 0.54 <= ran[1] - start < 0.9
+
+
+def test_a_failing_action_is_logged_and_spares_the_rest_and_the_caller(caplog) -> None:
+    done: list[str] = []
+
+    def broken() -> None:
+        raise ValueError("a metric that cannot be observed")
+
+    async def scenario() -> None:
+        books = Bookkeeping(delay=60)
+        books.defer(broken)
+        books.defer(done.append, "after")
+        books.flush()  # the caller (a request handing out its batch) goes on
+
+    asyncio.run(scenario())
+    assert done == ["after"]
+    assert "bookkeeping failed" in caplog.text and "a metric that cannot be observed" in caplog.text

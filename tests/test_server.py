@@ -372,6 +372,10 @@ def test_logs_say_where_it_listens_and_one_line_per_request(start_server) -> Non
     server = start_server()
     server.wait()
     requests.post(server.url, data=b"x", headers={"Content-Type": "text/csv", "X-Request-Id": "req-7"}, timeout=5)
+    deadline = time.monotonic() + 5  # held back (function.bookkeeping), then written with nothing after it
+    while "req-7" not in server.output() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert "req-7" in server.output()
     log = server.stop()
     assert f"listening on http://127.0.0.1:{server.port}" in log
     assert re.search(
