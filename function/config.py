@@ -103,7 +103,11 @@ class Settings:
     port: int = _setting(8080, "listening port (Knative sets it)")
     host: str = _setting("0.0.0.0", "listening address")
     log_level: str = _setting("INFO", "Python logging level; logs go to stdout")
-    access_log: bool = _setting(True, "one log line per request (method, route, status, milliseconds, request id)")
+    access_log: bool = _setting(
+        True,
+        "one log line per request (method, route, status, milliseconds, request id), written once the front "
+        "waits on a forward pass, at most 50 ms late",
+    )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
