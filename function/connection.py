@@ -159,6 +159,8 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             return  # its request is complete and answered as HTTP/1.1; what follows is not HTTP/1.1
         except httptools.HttpParserError as exc:
+            if self.parsing is not None and not isinstance(exc, httptools.HttpParserInvalidMethodError):
+                self.parsing.method = self.parsing.method or self.parser.get_method().decode("latin-1")
             self._refuse(self.refusal or MalformedHTTP(f"malformed HTTP request: {str(exc)[:120]}"))
             return
         # httptools keeps an unfinished header (or trailer) name or value to itself: bound what it
@@ -468,12 +470,20 @@ class Connection(asyncio.Protocol):
             f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\n"
             f"content-type: application/json\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n"
         )
-        self.transport.write(head.encode() + body)
+        self.transport.write(head.encode() + (b"" if self._refusing_head(failing) else body))
         self.closing = True
         self._close()
         if failing is None or not failing.refused:  # else the app counts it, under its route
             self.on_refused(error.status)
         log.info("- refused %d %s", error.status, error.message)
+
+    def _refusing_head(self, failing: _Request | None) -> bool:
+        """The refused request is a HEAD, as far as it was parsed: its answer has a head and no body
+        (RFC 9110 section 9.3.2), else a client would read the body as its next answer. The parser
+        holds the method once the target began (before that, the previous request's)."""
+        if failing is not None and not failing.method and self.url:
+            failing.method = self.parser.get_method().decode("latin-1")
+        return failing is not None and failing.method == "HEAD"
 
 
 def _header_line(name: str, value: str) -> bytes:

@@ -387,6 +387,44 @@ def test_an_http_1_1_request_needs_exactly_one_host(server, head: bytes, status:
     sock.close()
 
 
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        (b"%s /health/liveness HTTP/1.1\r\n\r\n", 400),  # refused once its head is whole (no Host)
+        (b"%s /\x00 HTTP/1.1\r\nHost: x\r\n\r\n", 400),  # refused by the parser inside the target
+        (b"%s / HTTP/1.1\r\nHost: x\r\nBad\x01Name: y\r\n\r\n", 400),  # by the parser inside a header
+        (b"%s / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+    ],
+)
+def test_a_refused_head_gets_no_body_and_any_other_method_its_json(server, head: bytes, status: int) -> None:
+    """RFC 9110 section 9.3.2: an answer to HEAD has no body, a refusal's included; a client reading one
+    would take the body for its next answer."""
+    for method in (b"HEAD", b"GET"):
+        sock = connect(server)
+        sock.sendall(head % method)
+        answer = rest_until_closed(sock)
+        sock.close()
+        first, _, body = answer.partition(b"\r\n\r\n")
+        assert first.startswith(b"HTTP/1.1 %d " % status), answer
+        if method == b"HEAD":
+            assert body == b"", answer
+        else:
+            assert "error" in json.loads(body)
+
+
+def test_a_broken_method_after_a_head_is_refused_with_its_json_body(server) -> None:
+    """The parser keeps the previous request's method when the next one's is broken: that stale HEAD
+    must not take the refusal's body away."""
+    sock = connect(server)
+    sock.sendall(b"HEAD /health/liveness HTTP/1.1\r\nHost: x\r\n\r\nGE\x01T / HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = rest_until_closed(sock)
+    sock.close()
+    first, _, rest = answer.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 200 ")  # the HEAD's answer: a head alone
+    second, _, body = rest.partition(b"\r\n\r\n")
+    assert second.startswith(b"HTTP/1.1 400 ") and "error" in json.loads(body), answer
+
+
 def requests_counted(server) -> collections.Counter:
     """The server's request counter by (route, method, status), as /metrics gives it."""
     sock, buffer = connect(server), bytearray()
