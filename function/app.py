@@ -102,6 +102,12 @@ class App:
         status = await write(response)
         self._ended(method, template, status, started, headers)
 
+    def unanswered(self, method: str, path: str, headers: dict[str, str], arrived: float) -> None:
+        """A pipelined request whose client left before its turn came: 499 under its route, as if
+        its view had run, timed from when its head arrived."""
+        template = template_of(path)
+        self._ended(method, template if template in self.routes else UNMATCHED, 499, arrived, headers)
+
     def _ended(self, method: str, template: str, status: int, started: float, headers: dict[str, str]) -> None:
         """Count and log the request once the front has time (see `function.bookkeeping`)."""
         seconds = time.perf_counter() - started

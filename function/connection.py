@@ -26,6 +26,7 @@ Every refusal is a JSON error body with `Connection: close`, logged and counted 
 import asyncio
 import collections
 import logging
+import time
 import urllib.parse
 from collections.abc import Callable
 from http import HTTPStatus
@@ -60,6 +61,7 @@ class _Request:
     """One request as parsed: its head, then its body as it arrives."""
 
     __slots__ = (
+        "arrived",
         "body",
         "complete",
         "expect_continue",
@@ -84,6 +86,7 @@ class _Request:
         self.waiter: asyncio.Future | None = None
         self.method = self.path = ""
         self.query = b""
+        self.arrived = 0.0  # when its head was whole
 
     def wake(self) -> None:
         if self.waiter is not None and not self.waiter.done():
@@ -137,6 +140,8 @@ class Connection(asyncio.Protocol):
             if request is not None:
                 request.gone, request.body = True, bytearray()
                 request.wake()
+        for request in self.waiting:  # their turn never came: the app counts each, as it counts the current one
+            self.app.unanswered(request.method, request.path, request.headers, request.arrived)
         self.waiting.clear()
         # The parser and this protocol refer to each other: break the cycle, or a dead connection's
         # partial head or body (megabytes) waits for the garbage collector.
@@ -238,6 +243,7 @@ class Connection(asyncio.Protocol):
         self._cancel_header_timer()
         self.in_head, self.unparsed_bytes = False, 0
         request, parser = self.parsing, self.parser
+        request.arrived = time.perf_counter()
         request.headers = joined_headers(self.raw_headers)
         request.method = parser.get_method().decode("ascii")
         version = parser.get_http_version()
@@ -362,6 +368,8 @@ class Connection(asyncio.Protocol):
         if request.method != "HEAD":
             head.append(response.body)
         self.transport.write(b"".join(head))
+        if self.transport.is_closing():  # the write failed at once: the client reset the connection
+            return 499
         if close:
             self.closing = True
             self._close()

@@ -450,6 +450,24 @@ def test_a_refusal_of_a_requests_own_body_is_counted_once_under_its_route(server
     assert +counted == {("/", "POST", 400): 1}  # was 400 under "unmatched" and 499 under "/"
 
 
+def test_pipelined_requests_whose_client_left_before_their_turn_count_as_499_under_their_routes(
+    start_server, jpeg: bytes
+) -> None:
+    server = start_server(LOAD_MODE="first-request")  # the first POST waits for the model: the rest wait behind it
+    server.wait("/health/liveness")
+    sock = connect(server)
+    sock.sendall(post("/", jpeg, "image/jpeg") + get("/health/liveness") + get("/v1/models/cifar10"))
+    time.sleep(0.3)  # all read, the POST still loading its model
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+    sock.close()  # a reset: the client is gone (seen when the POST's answer meets it: reading is paused)
+    deadline = time.monotonic() + 60
+    while not (counted := requests_counted(server))["/", "POST", 499] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert counted["/", "POST", 499] == 1
+    assert counted["/health/liveness", "GET", 499] == 1  # they were not counted at all
+    assert counted["/v1/models/cifar10", "GET", 499] == 1
+
+
 def test_a_refusal_of_what_is_not_implemented_waits_for_the_answers_before_it(server) -> None:
     sock, buffer = connect(server), bytearray()
     sock.sendall(get("/health/liveness") + b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
