@@ -102,11 +102,21 @@ class App:
         status = await write(response)
         self._ended(method, template, status, started, headers)
 
-    def unanswered(self, method: str, path: str, headers: dict[str, str], arrived: float) -> None:
-        """A pipelined request whose client left before its turn came: 499 under its route, as if
-        its view had run, timed from when its head arrived."""
+    def unanswered(self, method: str, path: str, headers: dict[str, str], arrived: float, status: int) -> None:
+        """A request whose head arrived and whose view never ran: a refusal of its body's framing
+        answered it (`status`), or its client left before its turn (499). Counted and logged under
+        its route, timed from when its head arrived."""
         template = template_of(path)
-        self._ended(method, template if template in self.routes else UNMATCHED, 499, arrived, headers)
+        self._ended(method, template if template in self.routes else UNMATCHED, status, arrived, headers)
+
+    def unrouted(self, method: str, status: int, reason: str) -> None:
+        """A request refused before its head was whole: counted under `unmatched`, logged with why."""
+        self.fn.bookkeeping.defer(self._observe_unrouted, method, status, reason)
+
+    def _observe_unrouted(self, method: str, status: int, reason: str) -> None:
+        self.fn.metrics.observe_request(UNMATCHED, method, status, 0.0)
+        if self.fn.settings.access_log:
+            log.info("%s - %d refused: %s", method or "-", status, reason)
 
     def _ended(self, method: str, template: str, status: int, started: float, headers: dict[str, str]) -> None:
         """Count and log the request once the front has time (see `function.bookkeeping`)."""

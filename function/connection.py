@@ -28,7 +28,6 @@ import collections
 import logging
 import time
 import urllib.parse
-from collections.abc import Callable
 from http import HTTPStatus
 
 import httptools
@@ -98,7 +97,6 @@ class Connection(asyncio.Protocol):
 
     app: App
     settings: Settings
-    on_refused: Callable[[int], None]
 
     def __init__(self, config, server_state, app_state=None, _loop=None) -> None:
         self.loop = _loop or asyncio.get_event_loop()
@@ -117,6 +115,7 @@ class Connection(asyncio.Protocol):
         self.unparsed_bytes = 0  # received since the parser last finished a head, a body chunk or a message
         self.refusal: ClientError | None = None  # raised from a parser callback
         self.deferred: ClientError | None = None  # a refusal waiting for the answers before it
+        self.refused_request: _Request | None = None  # the request it answers, if its parsing had begun
         self.received_any = False
         self.closing = False  # no request after the current one (shutdown, Connection: close)
         self.eof = False  # the client sent all it will: close once its complete requests are answered
@@ -140,9 +139,13 @@ class Connection(asyncio.Protocol):
             if request is not None:
                 request.gone, request.body = True, bytearray()
                 request.wake()
-        for request in self.waiting:  # their turn never came: the app counts each, as it counts the current one
-            self.app.unanswered(request.method, request.path, request.headers, request.arrived)
+        if not self.closing:  # the client left: what waited for its turn counts as 499, as the current one does
+            for request in self.waiting:
+                self.app.unanswered(request.method, request.path, request.headers, request.arrived, 499)
+            if self.deferred is not None:  # a refusal it never got
+                self._count_refused(self.refused_request, 499, self.deferred.message)
         self.waiting.clear()
+        self.refused_request = None
         # The parser and this protocol refer to each other: break the cycle, or a dead connection's
         # partial head or body (megabytes) waits for the garbage collector.
         self.parser = self.parsing = None
@@ -243,7 +246,6 @@ class Connection(asyncio.Protocol):
         self._cancel_header_timer()
         self.in_head, self.unparsed_bytes = False, 0
         request, parser = self.parsing, self.parser
-        request.arrived = time.perf_counter()
         request.headers = joined_headers(self.raw_headers)
         request.method = parser.get_method().decode("ascii")
         version = parser.get_http_version()
@@ -270,6 +272,7 @@ class Connection(asyncio.Protocol):
         path = (target.path or b"/").decode("ascii")  # an absolute target may have no path
         request.path = urllib.parse.unquote(path) if "%" in path else path
         request.query = target.query or b""
+        request.arrived = time.perf_counter()  # a whole head, with a route to count it under
         if self.current is None and not self.waiting:
             self._start(request)
         else:  # pipelined: answered in turn; read nothing more meanwhile
@@ -467,31 +470,39 @@ class Connection(asyncio.Protocol):
         elif self.current is not None or self.waiting:
             if failing is not None and self.waiting and self.waiting[-1] is failing:
                 self.waiting.pop()  # its body is broken: it gets the refusal, not an answer
-            self.deferred = error  # written by `_next` after the answers before it; nothing more is read
-            self._pause_reading()
+            self.deferred, self.refused_request = error, failing  # written by `_next` after the answers
+            self._pause_reading()  # before it; nothing more is read
             return
         if self.keep_alive_timer is not None:  # the send timer stays: close() waits for the client to read
             self.keep_alive_timer.cancel()
             self.keep_alive_timer = None
-        body = error_response(error).body
+        method = self._method_of(failing)
+        path = failing.path if failing is not None and failing.path else bytes(self.url).decode("latin-1")
+        body = error_response(error, oip=path.startswith("/v2")).body  # in the shape of the route's protocol
         head = (
             f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\n"
             f"content-type: application/json\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n"
         )
-        self.transport.write(head.encode() + (b"" if self._refusing_head(failing) else body))
+        self.transport.write(head.encode() + (b"" if method == "HEAD" else body))  # RFC 9110 section 9.3.2
         self.closing = True
         self._close()
-        if failing is None or not failing.refused:  # else the app counts it, under its route
-            self.on_refused(error.status)
-        log.info("- refused %d %s", error.status, error.message)
+        if failing is None or not failing.refused:  # else its view was reading its body: the app counts it
+            self._count_refused(failing, error.status, error.message)
 
-    def _refusing_head(self, failing: _Request | None) -> bool:
-        """The refused request is a HEAD, as far as it was parsed: its answer has a head and no body
-        (RFC 9110 section 9.3.2), else a client would read the body as its next answer. The parser
-        holds the method once the target began (before that, the previous request's)."""
-        if failing is not None and not failing.method and self.url:
-            failing.method = self.parser.get_method().decode("latin-1")
-        return failing is not None and failing.method == "HEAD"
+    def _count_refused(self, request: _Request | None, status: int, reason: str) -> None:
+        """Count and log a request the app never saw: under its route once its head was whole (its
+        body's framing was refused, or it never got its refusal), else under `unmatched`."""
+        if request is not None and request.arrived:
+            self.app.unanswered(request.method, request.path, request.headers, request.arrived, status)
+        else:
+            self.app.unrouted(self._method_of(request), status, reason)
+
+    def _method_of(self, request: _Request | None) -> str:
+        """The request's method as far as it was parsed, else "". The parser holds it once the target
+        began (before that, the previous request's)."""
+        if request is not None and not request.method and self.url and self.parser is not None:
+            request.method = self.parser.get_method().decode("latin-1")
+        return request.method if request is not None else ""
 
 
 def _header_line(name: str, value: str) -> bytes:
@@ -501,5 +512,5 @@ def _header_line(name: str, value: str) -> bytes:
     return f"{name.lower()}: {value}\r\n".encode("latin-1")  # UnicodeEncodeError is a ValueError
 
 
-def protocol_class(app: App, settings: Settings, on_refused: Callable[[int], None]) -> type[Connection]:
-    return type("Protocol", (Connection,), {"app": app, "settings": settings, "on_refused": staticmethod(on_refused)})
+def protocol_class(app: App, settings: Settings) -> type[Connection]:
+    return type("Protocol", (Connection,), {"app": app, "settings": settings})

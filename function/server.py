@@ -24,14 +24,11 @@ def run(settings: Settings) -> None:
     fn = Function(settings)
     app = App(fn)
 
-    def refused(status: int) -> None:  # a request refused before it had a route
-        fn.metrics.observe_request("unmatched", "other", status, 0.0)
-
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
-        http=protocol_class(app, settings, refused),
+        http=protocol_class(app, settings),
         loop="uvloop",
         ws="none",
         lifespan="on",

@@ -456,16 +456,64 @@ def test_pipelined_requests_whose_client_left_before_their_turn_count_as_499_und
     server = start_server(LOAD_MODE="first-request")  # the first POST waits for the model: the rest wait behind it
     server.wait("/health/liveness")
     sock = connect(server)
-    sock.sendall(post("/", jpeg, "image/jpeg") + get("/health/liveness") + get("/v1/models/cifar10"))
+    broken = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+    sock.sendall(post("/", jpeg, "image/jpeg") + get("/health/liveness") + get("/v1/models/cifar10") + broken)
     time.sleep(0.3)  # all read, the POST still loading its model
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
     sock.close()  # a reset: the client is gone (seen when the POST's answer meets it: reading is paused)
     deadline = time.monotonic() + 60
     while not (counted := requests_counted(server))["/", "POST", 499] and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert counted["/", "POST", 499] == 1
+    assert counted["/", "POST", 499] == 2  # the first, and the broken one whose refusal was never sent
     assert counted["/health/liveness", "GET", 499] == 1  # they were not counted at all
     assert counted["/v1/models/cifar10", "GET", 499] == 1
+
+
+BROKEN_CHUNK = b"Host: x\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+
+
+def test_every_request_the_connection_answers_or_drops_is_counted_once_and_logged_once(start_server) -> None:
+    """What a red-team pass found: a pipelined request refused for its own body counted under
+    `unmatched` (and logged twice when it came first), a request the server dropped after closing
+    the connection counted as 499 (its client never left), a refusal's method labelled `other`."""
+    server = start_server()
+    server.wait("/health/liveness")
+    before = requests_counted(server)
+    exchanges = [
+        get("/health/liveness") + b"POST / HTTP/1.1\r\n" + BROKEN_CHUNK,  # 200, then 400 for the POST under "/"
+        b"HEAD / HTTP/1.1\r\n" + BROKEN_CHUNK,  # its view was reading the body: one line, under "/"
+        b"GET /health/liveness HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab" + get("/health/readiness"),
+        b"HEAD /health/liveness HTTP/1.1\r\n\r\n",  # a bad head (no Host): `unmatched`, method HEAD
+        b"HEAD /\x00 HTTP/1.1\r\nHost: x\r\n\r\n",  # refused inside its target: the same
+    ]
+    for data in exchanges:
+        sock = connect(server)
+        sock.sendall(data)
+        rest_until_closed(sock)
+        sock.close()
+    counted = requests_counted(server)
+    counted.subtract(before)
+    counted["/metrics", "GET", 200] -= 1  # this scrape
+    assert +counted == {
+        ("/health/liveness", "GET", 200): 2,
+        ("/", "POST", 400): 1,
+        ("/", "HEAD", 400): 1,
+        ("unmatched", "HEAD", 400): 2,
+    }  # /health/readiness, dropped behind an answer that closed the connection, is not counted
+    log = server.stop()
+    assert len(re.findall(r"function.access: POST / 400 ", log)) == 1
+    assert len(re.findall(r"function.access: HEAD / 400 ", log)) == 1
+    assert re.search(r"function.access: HEAD - 400 refused: malformed HTTP request", log)
+    assert "/health/readiness" not in log.split("Application startup complete")[1]
+    assert "499" not in log
+
+
+def test_a_refusal_on_an_oip_route_has_the_oip_error_shape(server) -> None:
+    sock = connect(server)
+    sock.sendall(b"POST /v2/models/cifar10/infer HTTP/1.1\r\n" + BROKEN_CHUNK)
+    status, _, body = read_response(sock, bytearray())
+    sock.close()
+    assert status == 400 and isinstance(json.loads(body)["error"], str)  # OIP v2: {"error": "<message>"}
 
 
 def test_a_refusal_of_what_is_not_implemented_waits_for_the_answers_before_it(server) -> None:
@@ -508,7 +556,7 @@ def test_an_answer_whose_header_would_split_the_response_goes_out_as_a_json_500(
     async def exchange() -> bytes:
         ours, theirs = socket.socketpair()
         config = type("Config", (), {"timeout_keep_alive": 5})()
-        protocol = protocol_class(None, Settings(), lambda status: None)(config, ServerState())
+        protocol = protocol_class(None, Settings())(config, ServerState())
         await asyncio.get_running_loop().connect_accepted_socket(lambda: protocol, ours)
         request = _Request()
         request.method, request.path, request.keep_alive = "POST", "/", True
@@ -527,7 +575,7 @@ def test_an_answer_to_a_client_that_left_counts_as_499_and_one_a_refusal_answere
     async def sent_after_close(refused: int) -> int:
         ours, theirs = socket.socketpair()
         config = type("Config", (), {"timeout_keep_alive": 5})()
-        protocol = protocol_class(None, Settings(), lambda status: None)(config, ServerState())
+        protocol = protocol_class(None, Settings())(config, ServerState())
         await asyncio.get_running_loop().connect_accepted_socket(lambda: protocol, ours)
         request = _Request()
         request.method, request.path, request.keep_alive, request.refused = "POST", "/", True, refused
