@@ -88,7 +88,7 @@ class App:
                 body_read = True
             response = await view(Request(method, path, query_string, headers, body), self.fn)
         except ClientGone as gone:
-            self._ended(method, template, gone.status, started, headers)
+            self._ended(method, template, gone.status, started, headers, gone.reason)
             return
         except HTTPError as error:
             response = error_response(error, oip)
@@ -102,15 +102,18 @@ class App:
         status = await write(response)
         self._ended(method, template, status, started, headers)
 
-    def unanswered(self, method: str, path: str, headers: dict[str, str], arrived: float, status: int) -> None:
+    def unanswered(
+        self, method: str, path: str, headers: dict[str, str], arrived: float, status: int, reason: str = ""
+    ) -> None:
         """A request whose head arrived and whose view never ran: a refusal of its body's framing
-        answered it (`status`), or its client left before its turn (499). Counted and logged under
+        answered it (`status`, `reason`), or its client left first (499). Counted and logged under
         its route, timed from when its head arrived."""
         template = template_of(path)
-        self._ended(method, template if template in self.routes else UNMATCHED, status, arrived, headers)
+        self._ended(method, template if template in self.routes else UNMATCHED, status, arrived, headers, reason)
 
     def unrouted(self, method: str, status: int, reason: str) -> None:
-        """A request refused before its head was whole: counted under `unmatched`, logged with why."""
+        """A request refused before it had a route (a bad or unfinished head), or whose refusal never
+        reached its client (499): counted under `unmatched`, logged with why."""
         self.fn.bookkeeping.defer(self._observe_unrouted, method, status, reason)
 
     def _observe_unrouted(self, method: str, status: int, reason: str) -> None:
@@ -118,16 +121,21 @@ class App:
         if self.fn.settings.access_log:
             log.info("%s - %d refused: %s", method or "-", status, reason)
 
-    def _ended(self, method: str, template: str, status: int, started: float, headers: dict[str, str]) -> None:
+    def _ended(
+        self, method: str, template: str, status: int, started: float, headers: dict[str, str], reason: str = ""
+    ) -> None:
         """Count and log the request once the front has time (see `function.bookkeeping`)."""
         seconds = time.perf_counter() - started
-        self.fn.bookkeeping.defer(self._observe, method, template, status, seconds, headers)
+        self.fn.bookkeeping.defer(self._observe, method, template, status, seconds, headers, reason)
 
-    def _observe(self, method: str, template: str, status: int, seconds: float, headers: dict[str, str]) -> None:
+    def _observe(
+        self, method: str, template: str, status: int, seconds: float, headers: dict[str, str], reason: str = ""
+    ) -> None:
         self.fn.metrics.observe_request(template, method, status, seconds)
         if self.fn.settings.access_log:
             request_id = next((headers[h] for h in REQUEST_ID_HEADERS if h in headers), "-")
-            log.info("%s %s %d %.1f ms %s", method, template, status, seconds * 1000, request_id[:120])
+            why = f" refused: {reason}" if reason else ""
+            log.info("%s %s %d %.1f ms %s%s", method, template, status, seconds * 1000, request_id[:120], why)
 
 
 def _has_body(headers: dict[str, str]) -> bool:

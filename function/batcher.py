@@ -145,7 +145,7 @@ class Batcher:
         self.observe_batch = observe_batch
         self.observe_states = observe_states
         self.observe_restart = observe_restart
-        self.while_waiting = while_waiting  # called once batches are handed out: work no answer waits for
+        self.while_waiting = while_waiting  # run soon after batches are handed out: work no answer waits for
         self._queue: collections.deque[_Item] = collections.deque()
         self._workers: list[_Worker] = []
         self._ids = itertools.count()
@@ -280,8 +280,8 @@ class Batcher:
                 if self.observe_batch:
                     self.observe_batch(len(batch), time.perf_counter() - batch[0].queued_at, len(self._queue))
                 handed_out = True
-        if handed_out and self.while_waiting:
-            self.while_waiting()
+        if handed_out and self.while_waiting:  # after the answers a result just woke, which were queued first
+            self._loop.call_soon(self.while_waiting)
 
     def _take(self, share: int) -> list[_Item]:
         """The next batch: this worker's share of what waits (an equal split over the ready workers, so

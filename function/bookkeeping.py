@@ -22,12 +22,20 @@ class Bookkeeping:
         self.delay = delay
         self._held: list[tuple[Callable[..., None], tuple]] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
 
     def defer(self, action: Callable[..., None], *args: object) -> None:
-        """Run `action(*args)` at the next `flush`, or within `delay` seconds."""
+        """Run `action(*args)` at the next `flush`, or within `delay` seconds (at once with no event loop)."""
         self._held.append((action, args))
-        if self._timer is None:  # one timer per `delay`, not one per request: it is not cancelled on flush
-            self._timer = asyncio.get_running_loop().call_later(self.delay, self._backstop)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        # One timer per `delay`, not one per request (it is not cancelled on flush); armed again on a
+        # new loop, since a timer of a loop that closed never fires.
+        if self._timer is None or self._timer_loop is not loop:
+            self._timer, self._timer_loop = loop.call_later(self.delay, self._backstop), loop
 
     def flush(self) -> None:
         """Run everything held, in the order it came. A flush runs inside another request's work (a

@@ -20,7 +20,8 @@ enforced before any application code runs:
 - a transfer coding before `chunked` (RFC 9112 section 6.1), and CONNECT: 501 (`chunked` not last: 400);
 - HTTP/0.9 or HTTP/2.0 on the request line (httptools takes no other version): 505.
 
-Every refusal is a JSON error body with `Connection: close`, logged and counted like a request.
+Every refusal is a JSON error body (none for HEAD) with `Connection: close`, counted and logged
+like a request (see `App.unanswered` and `App.unrouted`).
 """
 
 import asyncio
@@ -70,6 +71,7 @@ class _Request:
         "method",
         "path",
         "query",
+        "reason",
         "refused",
         "size",
         "too_large",
@@ -82,6 +84,7 @@ class _Request:
         self.size = 0
         self.complete = self.too_large = self.gone = self.expect_continue = self.keep_alive = False
         self.refused = 0  # the status of the refusal that answered its broken body, if one did
+        self.reason = ""  # and why
         self.waiter: asyncio.Future | None = None
         self.method = self.path = ""
         self.query = b""
@@ -206,6 +209,7 @@ class Connection(asyncio.Protocol):
         self.send_timer = None
         seconds = self.settings.send_timeout_seconds
         log.info("- cut a client that read none of its answers for %g s (SEND_TIMEOUT_SECONDS)", seconds)
+        self.closing = True  # the server ends it: what still waits is dropped, not counted as a client gone
         self.transport.abort()  # close() would wait for the unread answers to drain
 
     def shutdown(self) -> None:
@@ -343,7 +347,7 @@ class Connection(asyncio.Protocol):
             except TimeoutError as exc:
                 raise body_late(timeout) from exc
         if request.gone:
-            raise ClientGone(request.refused or 499)
+            raise ClientGone(request.refused or 499, request.reason)
         if request.too_large or request.size > limit:
             raise body_too_large(limit)
         body, request.body = bytes(request.body), bytearray()  # not held twice while the view runs
@@ -465,7 +469,7 @@ class Connection(asyncio.Protocol):
             return
         failing = self.parsing
         if failing is not None and failing is self.current:  # its own body is broken: this refusal is its answer
-            failing.gone, failing.refused = True, error.status
+            failing.gone, failing.refused, failing.reason = True, error.status, error.message
             failing.wake()
         elif self.current is not None or self.waiting:
             if failing is not None and self.waiting and self.waiting[-1] is failing:
@@ -476,33 +480,48 @@ class Connection(asyncio.Protocol):
         if self.keep_alive_timer is not None:  # the send timer stays: close() waits for the client to read
             self.keep_alive_timer.cancel()
             self.keep_alive_timer = None
-        method = self._method_of(failing)
-        path = failing.path if failing is not None and failing.path else bytes(self.url).decode("latin-1")
-        body = error_response(error, oip=path.startswith("/v2")).body  # in the shape of the route's protocol
+        body = error_response(error, oip=self._target_path(failing).startswith("/v2")).body  # the route's shape
         head = (
             f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\n"
             f"content-type: application/json\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n"
         )
-        self.transport.write(head.encode() + (b"" if method == "HEAD" else body))  # RFC 9110 section 9.3.2
+        head_only = self._method_of(failing) == "HEAD"  # RFC 9110 section 9.3.2
+        self.transport.write(head.encode() + (b"" if head_only else body))
+        status = 499 if self.transport.is_closing() else error.status  # the write failed at once: the client left
         self.closing = True
         self._close()
-        if failing is None or not failing.refused:  # else its view was reading its body: the app counts it
-            self._count_refused(failing, error.status, error.message)
+        if failing is not None and failing is self.current:  # the app counts it, under its route
+            failing.refused = status
+        else:
+            self._count_refused(failing, status, error.message)
 
     def _count_refused(self, request: _Request | None, status: int, reason: str) -> None:
         """Count and log a request the app never saw: under its route once its head was whole (its
         body's framing was refused, or it never got its refusal), else under `unmatched`."""
         if request is not None and request.arrived:
-            self.app.unanswered(request.method, request.path, request.headers, request.arrived, status)
+            self.app.unanswered(request.method, request.path, request.headers, request.arrived, status, reason)
         else:
             self.app.unrouted(self._method_of(request), status, reason)
 
     def _method_of(self, request: _Request | None) -> str:
         """The request's method as far as it was parsed, else "". The parser holds it once the target
-        began (before that, the previous request's)."""
+        began (until its method token ends, it holds the previous request's: the rule errs on the
+        side of "unknown")."""
         if request is not None and not request.method and self.url and self.parser is not None:
             request.method = self.parser.get_method().decode("latin-1")
         return request.method if request is not None else ""
+
+    def _target_path(self, request: _Request | None) -> str:
+        """The refused request's path as far as it was read, else "" (`url` holds the previous
+        request's target until the next one begins)."""
+        if request is None:
+            return ""
+        if request.path or not self.url:
+            return request.path
+        try:
+            return (httptools.parse_url(bytes(self.url)).path or b"").decode("latin-1")
+        except httptools.HttpParserInvalidURLError:
+            return ""
 
 
 def _header_line(name: str, value: str) -> bytes:

@@ -21,9 +21,9 @@ class ClientGone(Exception):
     """Nobody to answer: the client closed the connection before its request was read (499), or the
     connection refused the request's own broken body and answered it itself (that status)."""
 
-    def __init__(self, status: int = 499) -> None:
+    def __init__(self, status: int = 499, reason: str = "") -> None:
         super().__init__(status)
-        self.status = status
+        self.status, self.reason = status, reason  # the refusal's message, for the access log
 
 
 @dataclass(frozen=True)

@@ -72,8 +72,10 @@ class Function:
         )
 
     async def stop(self) -> None:
-        await self.batcher.stop(self.settings.shutdown_timeout_seconds)
-        self.bookkeeping.flush()
+        try:
+            await self.batcher.stop(self.settings.shutdown_timeout_seconds)
+        finally:
+            self.bookkeeping.flush()  # the last requests' lines and counts
         log.info("stopped")
 
     def alive(self) -> bool:

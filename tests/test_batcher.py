@@ -224,7 +224,7 @@ def test_in_first_request_mode_the_replacement_of_a_lost_worker_loads() -> None:
 
 
 def test_the_front_is_told_when_it_waits_for_a_forward_pass() -> None:
-    """`while_waiting` runs right after a batch goes to a worker (the front's bookkeeping then costs no
+    """`while_waiting` runs soon after a batch goes to a worker (the front's bookkeeping then costs no
     answer any time), and not when a submit finds every worker busy."""
     events: list[str] = []
 
@@ -239,6 +239,8 @@ def test_the_front_is_told_when_it_waits_for_a_forward_pass() -> None:
         )
         first = batcher.submit([pixels(1)])
         second = batcher.submit([pixels(2)])  # the one worker is busy: queued, nothing handed out
+        assert events == ["batch of 1"]  # `while_waiting` runs soon after, not inside the request's step
+        await asyncio.sleep(0)
         assert events == ["batch of 1", "waiting"]
         await asyncio.gather(*first, *second)
         await batcher.stop(30)

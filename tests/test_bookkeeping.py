@@ -57,3 +57,18 @@ def test_a_failing_action_is_logged_and_spares_the_rest_and_the_caller(caplog) -
     asyncio.run(scenario())
     assert done == ["after"]
     assert "bookkeeping failed" in caplog.text and "a metric that cannot be observed" in caplog.text
+
+
+def test_without_an_event_loop_an_action_runs_at_once_and_each_new_loop_gets_its_own_timer() -> None:
+    done: list[str] = []
+    books = Bookkeeping(delay=0.05)
+    books.defer(done.append, "no loop")
+    assert done == ["no loop"]
+
+    async def one_loop(name: str) -> None:
+        books.defer(done.append, name)
+        await asyncio.sleep(0.3)
+
+    asyncio.run(one_loop("first"))
+    asyncio.run(one_loop("second"))  # the first loop's timer died with it: a new one is armed
+    assert done == ["no loop", "first", "second"]

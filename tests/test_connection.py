@@ -16,9 +16,12 @@ from pathlib import Path
 import pytest
 from uvicorn.server import ServerState
 
+from function.app import App
 from function.config import Settings
 from function.connection import _header_line, _Request, protocol_class
+from function.errors import MalformedHTTP
 from function.http import Response, joined_headers
+from function.lifecycle import Function
 
 
 def connect(server) -> socket.socket:
@@ -481,7 +484,7 @@ def test_every_request_the_connection_answers_or_drops_is_counted_once_and_logge
     before = requests_counted(server)
     exchanges = [
         get("/health/liveness") + b"POST / HTTP/1.1\r\n" + BROKEN_CHUNK,  # 200, then 400 for the POST under "/"
-        b"HEAD / HTTP/1.1\r\n" + BROKEN_CHUNK,  # its view was reading the body: one line, under "/"
+        b"HEAD / HTTP/1.1\r\n" + BROKEN_CHUNK,  # answered by the refusal while its view ran: one line, under "/"
         b"GET /health/liveness HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab" + get("/health/readiness"),
         b"HEAD /health/liveness HTTP/1.1\r\n\r\n",  # a bad head (no Host): `unmatched`, method HEAD
         b"HEAD /\x00 HTTP/1.1\r\nHost: x\r\n\r\n",  # refused inside its target: the same
@@ -502,10 +505,11 @@ def test_every_request_the_connection_answers_or_drops_is_counted_once_and_logge
     }  # /health/readiness, dropped behind an answer that closed the connection, is not counted
     log = server.stop()
     assert len(re.findall(r"function.access: POST / 400 ", log)) == 1
+    assert re.search(r"function.access: POST / 400 [\d.]+ ms - refused: malformed HTTP request", log)
     assert len(re.findall(r"function.access: HEAD / 400 ", log)) == 1
     assert re.search(r"function.access: HEAD - 400 refused: malformed HTTP request", log)
     assert "/health/readiness" not in log.split("Application startup complete")[1]
-    assert "499" not in log
+    assert not re.search(r"function\.access: \S+ \S+ 499 ", log)
 
 
 def test_a_refusal_on_an_oip_route_has_the_oip_error_shape(server) -> None:
@@ -585,3 +589,21 @@ def test_an_answer_to_a_client_that_left_counts_as_499_and_one_a_refusal_answere
 
     assert asyncio.run(sent_after_close(0)) == 499  # was counted as the 200 nobody received
     assert asyncio.run(sent_after_close(400)) == 400  # the refusal written in its place
+
+
+def test_a_refusal_whose_write_fails_at_once_counts_as_499() -> None:
+    """The client reset the connection before its refusal went out: it was sent nothing."""
+
+    async def exchange() -> str:
+        ours, theirs = socket.socketpair()
+        fn = Function(Settings(device="cpu", workers=1))  # its workers are never started here
+        config = type("Config", (), {"timeout_keep_alive": 5})()
+        protocol = protocol_class(App(fn), fn.settings)(config, ServerState())
+        await asyncio.get_running_loop().connect_accepted_socket(lambda: protocol, ours)
+        theirs.close()  # gone, and the server has not read that yet
+        protocol._refuse(MalformedHTTP("a head this server refuses"))
+        fn.bookkeeping.flush()
+        return fn.metrics.exposition().decode()
+
+    text = asyncio.run(exchange())
+    assert re.search(r'cifar10_requests_total\{method="other",route="unmatched",status="499"\} 1.0', text), text
