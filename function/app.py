@@ -73,9 +73,7 @@ class App:
         client left before its body was read), then log and count it."""
         started = time.perf_counter()
         oip = path.startswith("/v2")
-        template = template_of(path)
-        if template not in self.routes:
-            template = UNMATCHED
+        template = self._template(path)
         body_read = False
         settings = self.fn.settings
         try:
@@ -108,8 +106,12 @@ class App:
         """A request whose head arrived and whose view never ran: a refusal of its body's framing
         answered it (`status`, `reason`), or its client left first (499). Counted and logged under
         its route, timed from when its head arrived."""
+        self._ended(method, self._template(path), status, arrived, headers, reason)
+
+    def _template(self, path: str) -> str:
+        """The route label a path counts under before (or without) matching: its template, or `unmatched`."""
         template = template_of(path)
-        self._ended(method, template if template in self.routes else UNMATCHED, status, arrived, headers, reason)
+        return template if template in self.routes else UNMATCHED
 
     def unrouted(self, method: str, status: int, reason: str) -> None:
         """A request refused before it had a route (a bad or unfinished head), or whose refusal never
