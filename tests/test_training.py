@@ -437,9 +437,9 @@ def test_scores_match_a_hand_count() -> None:
     assert result["confusion"][0][:3] == [1, 1, 0]
 
 
-def teacher_commands() -> dict[str, list[str]]:
-    """`make -n teachers`: each teacher's training.train arguments, by its run folder's name."""
-    out = subprocess.run(["make", "-n", "teachers"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+def training_commands(target: str) -> dict[str, list[str]]:
+    """`make -n TARGET`: each training.train command's arguments, by its run folder's name."""
+    out = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     commands = [line.split() for line in out.replace("\\\n", " ").splitlines() if "training.train" in line]
     found = {}
     for words in commands:
@@ -449,15 +449,18 @@ def teacher_commands() -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize(
-    ("name", "card"),
+    ("target", "name", "card"),
     [
-        ("r40", ROOT / "function" / "weights" / "cifar_resnet20_v1.json"),
-        ("r120-zero-gamma", ROOT / "training" / "experiments" / "r120-zero-gamma-card.json"),
-        ("r150-mixup", ROOT / "training" / "experiments" / "r150-mixup-card.json"),
+        ("train", "shipped", ROOT / "function" / "weights" / "cifar_resnet20_v1.json"),
+        ("teachers", "r40", ROOT / "training" / "experiments" / "r40-card.json"),
+        ("teachers", "r120-zero-gamma", ROOT / "training" / "experiments" / "r120-zero-gamma-card.json"),
+        ("teachers", "r150-mixup", ROOT / "training" / "experiments" / "r150-mixup-card.json"),
     ],
 )
-def test_make_teachers_trains_each_teacher_with_the_recipe_its_card_records(name: str, card: Path) -> None:
-    args = train.make_parser().parse_args(teacher_commands()[name])
+def test_make_trains_each_run_with_the_recipe_its_card_records(target: str, name: str, card: Path) -> None:
+    """`make train` gives the shipped card's recipe, teachers' files included; `make teachers` each teacher's."""
+    args = train.make_parser().parse_args(training_commands(target)[name])
+    args.teacher_sha256 = [train.sha256_of(str(ROOT / path)) for path in args.teacher]
     recorded = json.loads(card.read_text())
     ours = train.recipe(args)
     assert args.epochs == recorded["epochs"]
