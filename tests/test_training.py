@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from function.cifar10 import CLASSES
+from function.cifar10 import CLASSES, NETWORK
 from function.inference import probabilities
 from training import checkpoint, evaluate, train
 from training.data import DataError, load, stratified_split
@@ -288,8 +288,33 @@ def test_a_taught_run_learns_from_its_teacher_and_refuses_a_changed_or_missing_o
     assert [row["epoch"] for row in checkpoint.read_history(taught)] == [1]
 
 
+def test_a_deeper_teacher_trains_under_its_own_name_and_loads_from_its_file_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import mxnet as mx
+
+    data = ["--data", str(make_tree(tmp_path / "data", per_class=3))]
+    recipe = ["--epochs", "1", "--batch-size", "8", "--val-per-class", "1"]
+    deep = tmp_path / "deep"
+    card = train.main([*data, *recipe, "--out", str(deep), "--network", "cifar_resnet56_v1"])
+    teacher = deep / "cifar_resnet56_v1.params"
+    assert card["network"] == "cifar_resnet56_v1" and teacher.exists()
+    assert not (deep / "cifar_resnet20_v1.params").exists()
+    assert len(evaluate.load_network(teacher).features[2]) == 9  # blocks per stage: 6 x 9 + 2 = 56 layers
+    assert evaluate.network_of(SHIPPED) == NETWORK
+    taught = tmp_path / "taught"
+    student = train.main([*data, *recipe, "--out", str(taught), "--teacher", str(teacher), "--distill-on", "batch"])
+    assert student["network"] == NETWORK and (taught / "cifar_resnet20_v1.params").exists()
+    shallow = tmp_path / "shallow.params"  # two blocks a stage: a depth gluoncv's CIFAR ResNets do not have
+    mx.nd.save(str(shallow), {k: v for k, v in mx.nd.load(str(SHIPPED)).items() if not k.startswith("features.2.2.")})
+    with pytest.raises(SystemExit):
+        train.main([*data, *recipe, "--out", str(tmp_path / "x"), "--teacher", str(shallow)])
+    assert f"--teacher: {shallow} holds no gluoncv CIFAR ResNet v1" in capsys.readouterr().err
+
+
 def model_args(**overrides: object) -> argparse.Namespace:
     options = {"seed": 0, "lr": 0.1, "momentum": 0.9, "wd": 5e-4, "zero_init_residual": False, "output_init_scale": 1.0}
+    options["network"] = NETWORK
     return argparse.Namespace(**{**options, **overrides})
 
 
@@ -463,6 +488,6 @@ def test_make_trains_each_run_with_the_recipe_its_card_records(target: str, name
     args.teacher_sha256 = [train.sha256_of(str(ROOT / path)) for path in args.teacher]
     recorded = json.loads(card.read_text())
     ours = train.recipe(args)
-    assert args.epochs == recorded["epochs"]
+    assert args.epochs == recorded["epochs"] and args.network == recorded["network"]
     assert {key: ours[key] for key in recorded["recipe"]} == recorded["recipe"]  # older cards name no weights
     assert set(ours) - set(recorded["recipe"]) <= {"weights"}

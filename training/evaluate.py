@@ -17,6 +17,8 @@ from function.inference import probabilities
 from training.data import load, stratified_split
 from training.plots import plot_confusion
 
+NETWORKS = (NETWORK, "cifar_resnet56_v1", "cifar_resnet110_v1")  # the served network, and deeper teachers
+
 
 def mean_probabilities(nets: list, images: np.ndarray, batch_size: int = 500, flip_average: bool = True) -> np.ndarray:
     """Each uint8 NHWC image's softmax, computed exactly as the function serves it, averaged over `nets`."""
@@ -44,11 +46,23 @@ def scores(labels: np.ndarray, predictions: np.ndarray) -> dict:
     }
 
 
+def network_of(params: Path) -> str:
+    """The gluoncv CIFAR ResNet v1 whose parameters `params` holds, from its depth (6 x blocks per stage
+    + 2), so that a deeper teacher is loaded from its file alone."""
+    import mxnet as mx
+
+    blocks = {name.split(".")[2] for name in mx.nd.load(str(params)) if name.startswith("features.2.")}
+    network = f"cifar_resnet{6 * len(blocks) + 2}_v1"
+    if network not in NETWORKS:
+        raise ValueError(f"{params} holds no gluoncv CIFAR ResNet v1 this project trains ({', '.join(NETWORKS)})")
+    return network
+
+
 def load_network(params: Path):
     """A bare gluoncv network with `params` loaded, hybridized for speed."""
     from gluoncv.model_zoo import get_model
 
-    net = get_model(NETWORK, classes=len(CLASSES))
+    net = get_model(network_of(params), classes=len(CLASSES))
     net.load_parameters(str(params))
     net.hybridize(static_alloc=True, static_shape=True)
     return net
@@ -84,7 +98,10 @@ def main(argv: list[str] | None = None) -> dict:
         per_class = args.val_per_class or split.get("per_class", 500)
         seed = args.seed if args.seed is not None else split.get("seed", 0)
         _, indices = stratified_split(dataset.labels, per_class, seed)
-    nets = [load_network(path) for path in args.params]
+    try:
+        nets = [load_network(path) for path in args.params]
+    except ValueError as exc:
+        parser.error(str(exc))
     probs = mean_probabilities(nets, dataset.images[indices], flip_average=not args.single_view)
     result = scores(dataset.labels[indices], probs.argmax(axis=1).astype(np.int32))
     view = "single view" if args.single_view else "flip-averaged"

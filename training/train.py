@@ -1,11 +1,11 @@
-"""Train gluoncv's cifar_resnet20_v1 on CIFAR-10 with a one-cycle recipe, resumably.
+"""Train gluoncv's cifar_resnet20_v1 (or a deeper teacher, --network) on CIFAR-10 with a one-cycle recipe, resumably.
 
     python -m training.train --data PATH --epochs N --out DIR
 
 DIR/recipe.json keeps the run's options; each epoch writes a checkpoint (weights, optimizer state,
 weight average, history) to DIR (`training/checkpoint.py`). Rerunning with the same --out, on this
 machine or after a copy of DIR on another one, resumes; options not given come from the recipe.
-The end writes DIR/cifar_resnet20_v1.params (the weight average when --ema-decay is set) and its
+The end writes DIR/<network>.params (the weight average when --ema-decay is set) and its
 model card. The history's per-epoch validation accuracies are single-view; the card's
 `validation_accuracy` is flip-averaged, as the function serves by default, and
 `validation_accuracy_single_view` is beside it.
@@ -29,7 +29,7 @@ from function.cifar10 import CLASSES, INPUT_SIZE, MEAN, NETWORK, STD
 from function.imaging import normalize
 from training import checkpoint
 from training.data import load, stratified_split
-from training.evaluate import load_network, mean_probabilities, predict, scores
+from training.evaluate import NETWORKS, load_network, mean_probabilities, network_of, predict, scores
 from training.plots import plot_confusion, plot_history
 
 PAD = 4
@@ -70,7 +70,13 @@ def use_every_core() -> None:
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """Initialisation options, shared with the learning-rate range test."""
+    """Network and initialisation options, shared with the learning-rate range test."""
+    parser.add_argument(
+        "--network",
+        choices=NETWORKS,
+        default=NETWORK,
+        help=f"gluoncv CIFAR ResNet to train; deeper ones serve as teachers (the function serves {NETWORK})",
+    )
     parser.add_argument(
         "--zero-init-residual",
         action="store_true",
@@ -88,7 +94,7 @@ def build(args: argparse.Namespace):
     from gluoncv.model_zoo.cifarresnet import CIFARBasicBlockV1
 
     mx.random.seed(args.seed)
-    net = get_model(NETWORK, classes=len(CLASSES))
+    net = get_model(args.network, classes=len(CLASSES))
     if args.zero_init_residual:
         blocks: list = []
         net.apply(blocks.append)
@@ -352,6 +358,10 @@ def check_distillation(parser: argparse.ArgumentParser, args: argparse.Namespace
             parser.error(f"teacher {path} is missing: a run's teachers stay where it began (commit them with it)")
         if sha256_of(path) != digest:
             parser.error(f"teacher {path} has changed since the run began (its sha256 was {digest})")
+        try:
+            network_of(Path(path))
+        except ValueError as exc:
+            parser.error(f"--teacher: {exc}")
 
 
 def main(argv: list[str] | None = None) -> dict | None:
@@ -438,11 +448,11 @@ def finish(net, args: argparse.Namespace, dataset, history: list[dict], val_x, v
 
     result = scores(val_y, predict(net, val_x))
     single_view = scores(val_y, predict(net, val_x, flip_average=False))["accuracy"]
-    params = args.out / f"{NETWORK}.params"
+    params = args.out / f"{args.network}.params"
     net.save_parameters(str(params))
     plot_confusion(np.array(result["confusion"]), args.out / "confusion.png")
     card = {
-        "network": NETWORK,
+        "network": args.network,
         "classes": list(CLASSES),
         "input_size": [INPUT_SIZE, INPUT_SIZE, 3],
         "mean": list(MEAN),
