@@ -310,6 +310,10 @@ def test_a_deeper_teacher_trains_under_its_own_name_and_loads_from_its_file_alon
     with pytest.raises(SystemExit):
         train.main([*data, *recipe, "--out", str(tmp_path / "x"), "--teacher", str(shallow)])
     assert f"--teacher: {shallow} holds no gluoncv CIFAR ResNet v1" in capsys.readouterr().err
+    shallow.write_text("not parameters")
+    with pytest.raises(SystemExit):
+        evaluate.main([*data, "--split", "all", "--params", str(shallow)])
+    assert f"{shallow} is not an MXNet parameter file" in capsys.readouterr().err
 
 
 def model_args(**overrides: object) -> argparse.Namespace:

@@ -51,7 +51,11 @@ def network_of(params: Path) -> str:
     + 2), so that a deeper teacher is loaded from its file alone."""
     import mxnet as mx
 
-    blocks = {name.split(".")[2] for name in mx.nd.load(str(params)) if name.startswith("features.2.")}
+    try:
+        names = mx.nd.load(str(params))
+    except mx.base.MXNetError:
+        raise ValueError(f"{params} is not an MXNet parameter file") from None
+    blocks = {name.split(".")[2] for name in names if name.startswith("features.2.")}
     network = f"cifar_resnet{6 * len(blocks) + 2}_v1"
     if network not in NETWORKS:
         raise ValueError(f"{params} holds no gluoncv CIFAR ResNet v1 this project trains ({', '.join(NETWORKS)})")
