@@ -33,9 +33,10 @@ Image.init()
 FORMATS = tuple(name for name in ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "AVIF") if name in Image.OPEN)
 # Decoding reduces the image to at least this short side before the one resample to INPUT_SIZE.
 REDUCED_SIZE = 2 * INPUT_SIZE
-# Area averaging (BOX) then a mild unsharp mask: on the validation split upscaled to 480 or 1024 px
-# (bicubic, JPEG q90) this scores 89.7% flip-averaged against 90.1% for the 32 px originals; BOX
-# alone 88.6%, LANCZOS 88.8%, the former full decode with BILINEAR 86.1% (480 px; bench/decode.py).
+# Area averaging (BOX) then a mild unsharp mask: with the weights shipped until p200 (r40), on the
+# validation split upscaled to 480 or 1024 px (bicubic, JPEG q90), this scored 89.7% flip-averaged
+# against 90.1% for the 32 px originals; BOX alone 88.6%, LANCZOS 88.8%, the former full decode with
+# BILINEAR 86.1% (480 px). `python -m bench.decode --accuracy` gives today's weights' figures.
 DOWNSCALE = Image.Resampling.BOX
 SHARPEN = ImageFilter.UnsharpMask(radius=0.8, percent=50, threshold=0)
 UPSCALE = Image.Resampling.BILINEAR

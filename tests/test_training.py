@@ -310,15 +310,47 @@ def test_a_deeper_teacher_trains_under_its_own_name_and_loads_from_its_file_alon
     with pytest.raises(SystemExit):
         train.main([*data, *recipe, "--out", str(tmp_path / "x"), "--teacher", str(shallow)])
     assert f"--teacher: {shallow} holds no gluoncv CIFAR ResNet v1" in capsys.readouterr().err
+    v2 = tmp_path / "v2.params"  # the same stages behind a leading batch norm
+    mx.nd.save(
+        str(v2), {k.replace("features.0.weight", "features.0.gamma"): v for k, v in mx.nd.load(str(SHIPPED)).items()}
+    )
     shallow.write_text("not parameters")
+    for path, message in ((v2, "holds no gluoncv CIFAR ResNet v1"), (shallow, "is not an MXNet parameter file")):
+        with pytest.raises(SystemExit):
+            evaluate.main(["--data", str(tmp_path / "nowhere"), "--params", str(path)])  # refused before the data
+        assert f"{path} {message}" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        evaluate.main([*data, "--split", "all", "--params", str(shallow)])
-    assert f"{shallow} is not an MXNet parameter file" in capsys.readouterr().err
+        evaluate.main([*data, "--params", str(tmp_path / "typo.params")])
+    assert f"{tmp_path / 'typo.params'}: no such file" in capsys.readouterr().err
+
+
+def test_a_run_begun_before_network_was_an_option_resumes_as_cifar_resnet20_v1(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    data = ["--data", str(make_tree(tmp_path / "data", per_class=3))]
+    out = tmp_path / "run"
+    train.main(
+        [*data, "--out", str(out), "--epochs", "2", "--batch-size", "8", "--val-per-class", "1", "--stop-after", "1"]
+    )
+    recipe = json.loads((out / "recipe.json").read_text())
+    del recipe["options"]["network"]  # as written before --network existed
+    (out / "recipe.json").write_text(json.dumps(recipe))
+    with pytest.raises(SystemExit):
+        train.main([*data, "--out", str(out), "--network", "cifar_resnet56_v1"])
+    assert "--network cifar_resnet56_v1 (the run's recipe says cifar_resnet20_v1)" in capsys.readouterr().err
+    assert train.main([*data, "--out", str(out)])["network"] == NETWORK
 
 
 def model_args(**overrides: object) -> argparse.Namespace:
-    options = {"seed": 0, "lr": 0.1, "momentum": 0.9, "wd": 5e-4, "zero_init_residual": False, "output_init_scale": 1.0}
-    options["network"] = NETWORK
+    options = {
+        "seed": 0,
+        "lr": 0.1,
+        "momentum": 0.9,
+        "wd": 5e-4,
+        "zero_init_residual": False,
+        "output_init_scale": 1.0,
+        "network": NETWORK,
+    }
     return argparse.Namespace(**{**options, **overrides})
 
 
@@ -467,8 +499,10 @@ def test_scores_match_a_hand_count() -> None:
 
 
 def training_commands(target: str) -> dict[str, list[str]]:
-    """`make -n TARGET`: each training.train command's arguments, by its run folder's name."""
-    out = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    """`make -n TARGET`: each training.train command's arguments, by its run folder's name (the folders
+    given, so that a RUN or TEACHERS of `make test`'s own does not rename them)."""
+    folders = ["RUN=runs/shipped", "TEACHERS=runs/teachers"]
+    out = subprocess.run(["make", "-n", target, *folders], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     commands = [line.split() for line in out.replace("\\\n", " ").splitlines() if "training.train" in line]
     found = {}
     for words in commands:

@@ -51,13 +51,16 @@ def network_of(params: Path) -> str:
     + 2), so that a deeper teacher is loaded from its file alone."""
     import mxnet as mx
 
+    if not Path(params).is_file():
+        raise ValueError(f"{params}: no such file")
     try:
-        names = mx.nd.load(str(params))
+        names = set(mx.nd.load(str(params)))
     except mx.base.MXNetError:
         raise ValueError(f"{params} is not an MXNet parameter file") from None
     blocks = {name.split(".")[2] for name in names if name.startswith("features.2.")}
     network = f"cifar_resnet{6 * len(blocks) + 2}_v1"
-    if network not in NETWORKS:
+    # v1 opens with a convolution then its batch norm; v2 (same stage layout) with a batch norm
+    if network not in NETWORKS or not {"features.0.weight", "features.1.gamma"} <= names:
         raise ValueError(f"{params} holds no gluoncv CIFAR ResNet v1 this project trains ({', '.join(NETWORKS)})")
     return network
 
@@ -93,6 +96,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=None, help="folder for confusion.png and evaluation.json")
     args = parser.parse_args(argv)
 
+    try:  # before the data, whose first load is slow
+        for path in args.params:
+            network_of(path)
+    except ValueError as exc:
+        parser.error(str(exc))
     card_path = args.params[0].with_suffix(".json")
     card = json.loads(card_path.read_text()) if card_path.exists() else {}
     split = card.get("validation_split", {})
@@ -102,10 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
         per_class = args.val_per_class or split.get("per_class", 500)
         seed = args.seed if args.seed is not None else split.get("seed", 0)
         _, indices = stratified_split(dataset.labels, per_class, seed)
-    try:
-        nets = [load_network(path) for path in args.params]
-    except ValueError as exc:
-        parser.error(str(exc))
+    nets = [load_network(path) for path in args.params]
     probs = mean_probabilities(nets, dataset.images[indices], flip_average=not args.single_view)
     result = scores(dataset.labels[indices], probs.argmax(axis=1).astype(np.int32))
     view = "single view" if args.single_view else "flip-averaged"

@@ -256,8 +256,8 @@ def train_epoch(
 
 
 def recipe(args: argparse.Namespace) -> dict:
-    """The model card's words for what a run's options compute (`make teachers` is checked against
-    the teachers' cards with it)."""
+    """The model card's words for what a run's options compute (`make train` and `make teachers` are
+    checked against the shipped and the teachers' cards with it)."""
     return {
         "optimizer": "nag",
         "batch_size": args.batch_size,
@@ -334,8 +334,8 @@ def make_parser() -> argparse.ArgumentParser:
         choices=DISTILL_ON,
         default="image",
         help="image: the teachers' flip-averaged softmax of each unaugmented image, computed once per start; "
-        "batch: their softmax of each augmented (and blended) input, computed every step (about twice the "
-        "time per epoch with three teachers)",
+        "batch: their softmax of each augmented (and blended) input, computed every step (about 1.5 times "
+        "the time per epoch with three teachers)",
     )
     parser.add_argument("--val-per-class", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
