@@ -324,6 +324,53 @@ def test_a_deeper_teacher_trains_under_its_own_name_and_loads_from_its_file_alon
     assert f"{tmp_path / 'typo.params'}: no such file" in capsys.readouterr().err
 
 
+def test_a_run_started_from_another_runs_weights_begins_at_them_and_refuses_a_changed_or_foreign_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import mxnet as mx
+    from gluoncv.model_zoo import get_model
+
+    data = ["--data", str(make_tree(tmp_path / "data", per_class=3))]
+    still = ["--epochs", "1", "--batch-size", "8", "--val-per-class", "1", "--lr", "1e-12", "--wd", "0"]
+    start = tmp_path / "start.params"
+    start.write_bytes(SHIPPED.read_bytes())
+    card = train.main([*data, *still, "--out", str(tmp_path / "warm"), "--init", str(start)])
+    fresh = train.main([*data, *still, "--out", str(tmp_path / "fresh")])
+    assert card["recipe"]["init"] == f"the weights of {start} (sha256 {train.sha256_of(str(start))})"
+    assert fresh["recipe"]["init"].startswith("Xavier")
+    shipped = mx.nd.load(str(SHIPPED))
+    for run, same in (("warm", True), ("fresh", False)):  # a learning rate of 1e-12 leaves the weights where they began
+        weights = mx.nd.load(str(tmp_path / run / "cifar_resnet20_v1.params"))
+        assert weights.keys() == shipped.keys()
+        convolutions = [k for k in shipped if k.endswith(".weight")]
+        assert all(np.allclose(weights[k].asnumpy(), shipped[k].asnumpy(), atol=1e-6) for k in convolutions) is same
+
+    deep = tmp_path / "deep.params"
+    net = get_model("cifar_resnet56_v1", classes=len(CLASSES))
+    net.initialize()
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    net.save_parameters(str(deep))
+    for argv, message in (
+        ([*data, *still, "--out", str(tmp_path / "a"), "--init", str(deep)], "holds a cifar_resnet56_v1; this run"),
+        ([*data, *still, "--out", str(tmp_path / "b"), "--init", str(tmp_path / "no.params")], "--init: "),
+        ([*data, *still, "--out", str(tmp_path / "c"), "--init", str(start), "--zero-init-residual"], "no effect"),
+    ):
+        with pytest.raises(SystemExit):
+            train.main(argv)
+        assert message in capsys.readouterr().err
+    resumable = tmp_path / "warm"  # as if killed during its first epoch: the recipe alone, no checkpoint yet
+    for path in [*resumable.glob("epoch-*"), resumable / "history.json"]:
+        path.unlink()
+    start.write_bytes(SHIPPED.read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(SystemExit):
+        train.main([*data, "--out", str(resumable)])
+    assert f"--init {start} has changed since the run began" in capsys.readouterr().err
+    start.unlink()
+    with pytest.raises(SystemExit):
+        train.main([*data, "--out", str(resumable)])
+    assert f"--init {start} is missing" in capsys.readouterr().err
+
+
 def test_a_run_begun_before_network_was_an_option_resumes_as_cifar_resnet20_v1(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -286,7 +286,9 @@ def recipe(args: argparse.Namespace) -> dict:
             if args.teacher
             else {}
         ),
-        "init": "Xavier gaussian, out, magnitude 2"
+        "init": f"the weights of {args.init} (sha256 {args.init_sha256})"
+        if args.init
+        else "Xavier gaussian, out, magnitude 2"
         + (", each residual block's last batch-norm gamma 0" if args.zero_init_residual else "")
         + (f", output layer scaled by {args.output_init_scale}" if args.output_init_scale != 1.0 else ""),
         "weights": f"exponential moving average, decay {args.ema_decay} ramped as (1+n)/({EMA_RAMP}+n), "
@@ -328,6 +330,12 @@ def make_parser() -> argparse.ArgumentParser:
         help="a trained network's parameter file (repeat for an ensemble): targets take in the teachers' mean "
         "probabilities, by --distill",
     )
+    parser.add_argument(
+        "--init",
+        default=None,
+        help="start from this parameter file (a finished run of the same --network) instead of random weights: "
+        "a further cycle, under stronger teachers say",
+    )
     parser.add_argument("--distill", type=float, default=0.5, help="the teachers' share of a target (with --teacher)")
     parser.add_argument(
         "--distill-on",
@@ -364,6 +372,25 @@ def check_distillation(parser: argparse.ArgumentParser, args: argparse.Namespace
             parser.error(f"--teacher: {exc}")
 
 
+def check_init(parser: argparse.ArgumentParser, args: argparse.Namespace, given: set[str]) -> None:
+    """Before a run's first epoch: --init is still the file the run began with, of the network it trains."""
+    for option in ("zero_init_residual", "output_init_scale"):
+        if option in given and args.init:
+            parser.error(f"--{option.replace('_', '-')} initialises random weights: it has no effect with --init")
+    if not Path(args.init).is_file():
+        parser.error(
+            f"--init {args.init} is missing: until its first epoch is done, a run needs the file it began with"
+        )
+    if sha256_of(args.init) != args.init_sha256:
+        parser.error(f"--init {args.init} has changed since the run began (its sha256 was {args.init_sha256})")
+    try:
+        network = network_of(Path(args.init))
+    except ValueError as exc:
+        parser.error(f"--init: {exc}")
+    if network != args.network:
+        parser.error(f"--init {args.init} holds a {network}; this run trains a {args.network} (--network)")
+
+
 def main(argv: list[str] | None = None) -> dict | None:
     """Train, resuming from --out's checkpoint; returns the model card, or None when stopped early."""
     parser = make_parser()
@@ -380,6 +407,10 @@ def main(argv: list[str] | None = None) -> dict | None:
         args.teacher_sha256 = [sha256_of(path) for path in args.teacher]
     except OSError as exc:
         parser.error(f"--teacher: {exc}")
+    try:  # the same for the weights a run starts from
+        args.init_sha256 = sha256_of(args.init) if args.init else None
+    except OSError as exc:
+        parser.error(f"--init: {exc}")
     options = {key: value for key, value in vars(args).items() if key not in NOT_RECIPE}
     defaults = {key: parser.get_default(key) for key in options}
     try:
@@ -400,6 +431,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     if history:
         checkpoint.load(args.out, history[-1]["epoch"], net, trainer, average)
         print(f"resumed after epoch {history[-1]['epoch']} from {args.out}", flush=True)
+    elif args.init:  # once a checkpoint exists it holds the run's weights, and the file is not needed
+        check_init(parser, args, given)
+        net.load_parameters(args.init)
 
     last = min(args.epochs, args.stop_after or args.epochs)
     soft, teachers = None, None
