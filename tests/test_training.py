@@ -339,10 +339,10 @@ def test_a_run_started_from_another_runs_weights_begins_at_them_and_refuses_a_ch
     assert card["recipe"]["init"] == f"the weights of {start} (sha256 {train.sha256_of(str(start))})"
     assert fresh["recipe"]["init"].startswith("Xavier")
     shipped = mx.nd.load(str(SHIPPED))
+    convolutions = [k for k in shipped if k.endswith(".weight")]
     for run, same in (("warm", True), ("fresh", False)):  # a learning rate of 1e-12 leaves the weights where they began
         weights = mx.nd.load(str(tmp_path / run / "cifar_resnet20_v1.params"))
         assert weights.keys() == shipped.keys()
-        convolutions = [k for k in shipped if k.endswith(".weight")]
         assert all(np.allclose(weights[k].asnumpy(), shipped[k].asnumpy(), atol=1e-6) for k in convolutions) is same
 
     deep = tmp_path / "deep.params"

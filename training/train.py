@@ -375,7 +375,7 @@ def check_distillation(parser: argparse.ArgumentParser, args: argparse.Namespace
 def check_init(parser: argparse.ArgumentParser, args: argparse.Namespace, given: set[str]) -> None:
     """Before a run's first epoch: --init is still the file the run began with, of the network it trains."""
     for option in ("zero_init_residual", "output_init_scale"):
-        if option in given and args.init:
+        if option in given:
             parser.error(f"--{option.replace('_', '-')} initialises random weights: it has no effect with --init")
     if not Path(args.init).is_file():
         parser.error(
