@@ -192,6 +192,7 @@ def latency_lines(result: dict) -> list[str]:
 
 def tables(result: dict) -> str:
     request = result["request_ms"]
+    cpu = result["machine"].get("cpu_model", result["machine"]["processor"])  # results before 2026-11-28 lack it
     lines = [
         f"Peers: the same KServe v1 request ({result['request']['image']}, {result['request']['image_bytes']} bytes, "
         f"base64) to {result['request']['path']}; {result['seconds_per_point']} s per point.",
@@ -212,7 +213,7 @@ def tables(result: dict) -> str:
         f"{result['forward_limit_images_per_s']} images/s; decode + forward of one image in-process: "
         f"{request['flip_averaged']} ms flip-averaged, {request['single_view']} ms single view "
         f"({request['single_view_after_1ms_sleep']} ms when each follows 1 ms asleep); "
-        f"{result['machine']['cpus']} CPUs, {result['machine']['processor']}, load average at start "
+        f"{result['machine']['cpus']} CPUs, {cpu}, load average at start "
         f"{result['machine']['load_average_at_start'][0]:.2f}, {result['date']}, {result['duration_s']} s in all",
         "",
     ]

@@ -32,7 +32,6 @@ forward for the request's one image.
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -47,6 +46,7 @@ from bench.load import Body, hey, kserve_v1, multipart, write, wrk
 from bench.processes import Server, cpu_seconds, free_port, function_command, memory_kib
 from bench.profile import profile
 from function.config import Settings
+from training import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = ROOT / "tests" / "data" / "horse.jpg"
@@ -541,12 +541,7 @@ def main(argv: list[str] | None = None) -> dict:
     balance = [r["rps"] for r in shipped["balance"]]
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(),
-            "load_average_at_start": os.getloadavg(),
-        },
+        "machine": {**machine.describe(), "load_average_at_start": os.getloadavg()},
         "commit": subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
         ).stdout.strip(),

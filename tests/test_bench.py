@@ -9,6 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from bench import report
 from bench.load import kserve_v1, multipart, parse, parse_hey
 from bench.photos import photo
 from bench.profile import parse as parse_stacks
@@ -20,6 +21,7 @@ from function.protocols import kserve_v1 as v1
 from function.protocols.tutorial import image_bytes
 
 JPEG = (Path(__file__).parent / "data" / "horse.jpg").read_bytes()
+RESULTS = Path(__file__).parents[1] / "bench" / "results" / "latest.json"
 
 WRK_ANSWERED = """Running 1s test @ http://127.0.0.1:18999/
   1 threads and 2 connections
@@ -193,3 +195,11 @@ def test_a_hey_run_whose_requests_all_failed_has_no_rate_and_every_request_an_er
 def test_a_hey_run_that_reported_nothing_counts_every_connection_as_an_error():
     run = parse_hey("", 32)
     assert (run["requests"], run["rps"], run["errors"]) == (0, 0.0, 32)
+
+
+def test_the_report_names_the_cpu_model_and_falls_back_for_results_that_lack_it():
+    result = json.loads(RESULTS.read_text())
+    result["machine"].pop("cpu_model", None)  # results from before 2026-11-28 name only the architecture
+    assert f"CPUs, {result['machine']['processor']}, load average" in report.tables(result)
+    result["machine"].update(cpu_model="AMD EPYC 7B13", cpus=2)
+    assert "2 CPUs, AMD EPYC 7B13, load average" in report.tables(result)

@@ -14,7 +14,7 @@ from PIL import Image
 
 from function.cifar10 import CLASSES, NETWORK
 from function.inference import probabilities
-from training import checkpoint, evaluate, train
+from training import checkpoint, evaluate, machine, train
 from training.data import DataError, load, stratified_split
 from training.evaluate import scores
 
@@ -207,6 +207,7 @@ def test_smoke_run_stops_resumes_and_writes_loadable_weights_and_card(tmp_path: 
     assert written["classes"] == list(CLASSES)
     assert written["epochs"] == 2 and written["recipe"]["weights"] == "the last step's"
     assert "live_weights" not in written  # only beside a weight average
+    assert written["machine"]["cpu_model"] == machine.cpu_model()
     for key in (
         "mean",
         "std",

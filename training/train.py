@@ -16,7 +16,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +26,7 @@ from tqdm import tqdm
 
 from function.cifar10 import CLASSES, INPUT_SIZE, MEAN, NETWORK, STD
 from function.imaging import normalize
-from training import checkpoint
+from training import checkpoint, machine
 from training.data import load, stratified_split
 from training.evaluate import NETWORKS, load_network, mean_probabilities, network_of, predict, scores
 from training.plots import plot_confusion, plot_history
@@ -508,11 +507,7 @@ def finish(net, args: argparse.Namespace, dataset, history: list[dict], val_x, v
         "epochs": len(history),
         "recipe": recipe(args),
         "training_seconds": round(sum(row["seconds"] for row in history), 1),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(),
-        },
+        "machine": machine.describe(),
         "data": {"source": Path(args.data).name, "sha256": dataset.sha256},
         "mxnet_version": mx.__version__,
         "gluoncv_version": gluoncv.__version__,
