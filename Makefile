@@ -143,7 +143,8 @@ train: install-dev
 
 # The three teachers in training/teachers/ (cards and histories in training/experiments/): train.py's
 # defaults (r40: 40 epochs, the weights shipped until p200), 120 epochs with zero-initialised residual
-# gammas, and 150 with mixup as well; about 2.5, 3 and 4 hours on this 2-core CPU. Each resumes when rerun.
+# gammas, and 150 with mixup as well. Their cards record 2.4, 3.2 and 3.8 hours on the first 2-core machine
+# (r40 ran before training used both cores: 217 s an epoch against r120's 74 s). Each resumes when rerun.
 TEACHERS ?= runs/teachers
 teachers: install-dev
 	$(BIN)/python -m training.train --data $(DATA) --out $(TEACHERS)/r40

@@ -207,7 +207,7 @@ def test_smoke_run_stops_resumes_and_writes_loadable_weights_and_card(tmp_path: 
     assert written["classes"] == list(CLASSES)
     assert written["epochs"] == 2 and written["recipe"]["weights"] == "the last step's"
     assert "live_weights" not in written  # only beside a weight average
-    assert written["machine"]["cpu_model"] == machine.cpu_model()
+    assert written["machine"]["epochs_by_cpu"] == {machine.cpu_model(): 2}
     for key in (
         "mean",
         "std",
@@ -250,6 +250,9 @@ def test_a_run_folder_refuses_another_recipe_or_other_data(tmp_path: Path, capsy
     with pytest.raises(SystemExit):
         train.main(["--data", str(other), *args])
     assert "data with sha256" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # not "no limit": that would train the whole run
+        train.main(["--data", str(first), *args[:-1], "0"])
+    assert "--stop-after 0: the epoch to stop after is 1 or more" in capsys.readouterr().err
     assert [row["epoch"] for row in json.loads((out / "history.json").read_text())] == [1]
 
 
@@ -277,6 +280,9 @@ def test_a_taught_run_learns_from_its_teacher_and_refuses_a_changed_or_missing_o
         with pytest.raises(SystemExit):
             train.main(argv)
         assert message in capsys.readouterr().err
+    assert not any((tmp_path / name / "recipe.json").exists() for name in "xyz")  # a refused start keeps no recipe
+    train.main([*data, *recipe, "--out", str(tmp_path / "y"), "--teacher", str(teacher), "--distill", "0.5"])
+    assert [row["epoch"] for row in checkpoint.read_history(tmp_path / "y")] == [1]  # the corrected command runs
     teacher.write_bytes(SHIPPED.read_bytes()[:-4] + b"\0\0\0\0")
     for argv in ([*data, "--out", str(taught)], [*data, "--out", str(taught), "--teacher", str(teacher)]):
         with pytest.raises(SystemExit):
@@ -359,6 +365,14 @@ def test_a_run_started_from_another_runs_weights_begins_at_them_and_refuses_a_ch
         with pytest.raises(SystemExit):
             train.main(argv)
         assert message in capsys.readouterr().err
+    assert not any((tmp_path / name / "recipe.json").exists() for name in "abc")  # a refused start keeps no recipe
+    assert train.main([*data, *still, "--out", str(tmp_path / "a"), "--init", str(start)])  # the corrected command
+    gone = tmp_path / "gone.params"
+    gone.write_bytes(SHIPPED.read_bytes())
+    halfway = [*data, *still, "--epochs", "2", "--out", str(tmp_path / "halfway"), "--init", str(gone)]
+    assert train.main([*halfway, "--stop-after", "1"]) is None
+    gone.unlink()  # the first checkpoint holds the weights now: the same command resumes without the file
+    assert train.main(halfway)["recipe"]["init"] == f"the weights of {gone} (sha256 {train.sha256_of(str(SHIPPED))})"
     resumable = tmp_path / "warm"  # as if killed during its first epoch: the recipe alone, no checkpoint yet
     for path in [*resumable.glob("epoch-*"), resumable / "history.json"]:
         path.unlink()
@@ -505,8 +519,10 @@ def test_a_run_resumed_from_its_kept_checkpoint_matches_an_uninterrupted_one(tmp
         path.unlink()
     run_module("training.train", *data, "--out", str(kept))
 
-    def rows(folder: Path) -> list[dict]:
-        return [{k: v for k, v in row.items() if k != "seconds"} for row in checkpoint.read_history(folder)]
+    def rows(folder: Path) -> list[dict]:  # what was computed, not where or how fast
+        return [
+            {k: v for k, v in row.items() if k not in ("seconds", "cpu")} for row in checkpoint.read_history(folder)
+        ]
 
     assert rows(kept) == rows(tmp_path / "whole")
     assert len(rows(kept)) == 2 and "validation_accuracy_ema" in rows(kept)[-1]
@@ -527,6 +543,25 @@ def test_a_run_resumed_from_its_kept_checkpoint_matches_an_uninterrupted_one(tmp
     single = evaluate.main([*data, "--params", str(kept / "cifar_resnet20_v1.params"), "--single-view"])
     assert single["accuracy"] == pytest.approx(card["validation_accuracy_single_view"], abs=1e-4)
     assert single["accuracy"] == pytest.approx(rows(kept)[-1]["validation_accuracy_ema"], abs=1e-4)
+
+
+def test_a_run_resumed_on_another_machine_counts_its_epochs_by_cpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A card's seconds can span machines: it says how many epochs each CPU model trained."""
+    run = ["--data", str(make_tree(tmp_path / "data", per_class=3)), "--out", str(tmp_path / "run")]
+    run += ["--epochs", "3", "--batch-size", "8", "--val-per-class", "1"]
+    assert train.main([*run, "--stop-after", "2"]) is None
+    history = checkpoint.read_history(tmp_path / "run")
+    here = machine.cpu_model()
+    assert [row["cpu"] for row in history] == [here] * 2
+    del history[0]["cpu"]  # as an epoch trained before rows named their CPU
+    checkpoint.write_json(tmp_path / "run" / "history.json", history)
+    (tmp_path / "cpuinfo").write_text("processor\t: 0\nmodel name\t: Elsewhere CPU @ 3.0GHz\n")
+    monkeypatch.setattr(machine, "CPUINFO", tmp_path / "cpuinfo")
+    card = train.main(run)
+    assert card["machine"]["cpu_model"] == "Elsewhere CPU @ 3.0GHz"  # the machine that finished the run
+    assert card["machine"]["epochs_by_cpu"] == {machine.UNRECORDED: 1, here: 1, "Elsewhere CPU @ 3.0GHz": 1}
 
 
 def test_keep_needs_a_finished_epoch(tmp_path: Path) -> None:

@@ -51,14 +51,13 @@ def read_history(folder: Path) -> list[dict]:
 def settle_recipe(folder: Path, options: dict, given: set[str], data_sha256: str, defaults: dict) -> dict:
     """The run's recipe: the folder's saved one (options given on the command line must agree), else `options`.
 
-    Written on first use, so a resumed run needs only --data and --out. An option newer than the
-    saved recipe stands at its default there (`defaults`), which the run had in effect.
+    Not written here: the caller checks a new recipe first (`write_recipe`), so a refused start
+    leaves the folder free for the corrected command. An option newer than the saved recipe stands
+    at its default there (`defaults`), which the run had in effect.
     """
     path = folder / RECIPE
     if not path.exists():
-        recipe = {"options": options, "data_sha256": data_sha256}
-        write_json(path, recipe)
-        return recipe
+        return {"options": options, "data_sha256": data_sha256}
     recipe = json.loads(path.read_text())
     saved = recipe["options"]
     conflicts = [
@@ -71,6 +70,12 @@ def settle_recipe(folder: Path, options: dict, given: set[str], data_sha256: str
     if conflicts:
         raise RecipeError(f"{folder} holds another run: {'; '.join(conflicts)}. Use another --out.")
     return recipe
+
+
+def write_recipe(folder: Path, recipe: dict) -> None:
+    """Save a checked recipe on the run's first start, so a resumed run needs only --data and --out."""
+    if not (folder / RECIPE).exists():
+        write_json(folder / RECIPE, recipe)
 
 
 def save(folder: Path, epoch: int, net, trainer, average, history: list[dict]) -> None:
