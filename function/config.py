@@ -118,7 +118,7 @@ class Settings:
             raw = env.get(item.name.upper())
             if raw is None or raw == "":
                 continue
-            values[item.name] = _parse(item.name, item.type, raw)
+            values[item.name] = parse_setting(item.name, item.type, raw)
         if "reply_source" not in values:
             values["reply_source"] = f"/knative/{env.get('K_SERVICE', SERVICE_NAME)}"
         settings = cls(**values)
@@ -163,8 +163,9 @@ class Settings:
             raise ConfigError("REPLY_TYPE must not be empty")
 
 
-def _parse(name: str, kind: object, raw: str) -> object:
-    """Convert one environment value to its field's type, naming the variable when it is wrong."""
+def parse_setting(name: str, kind: object, raw: str) -> object:
+    """Convert one environment value to its field's type, naming the variable when it is wrong (also
+    for `python -m function.device`, which must read GPU_MPS as the server does)."""
     try:
         if kind is bool:
             if raw.lower() not in ("1", "true", "yes", "0", "false", "no"):

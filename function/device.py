@@ -29,6 +29,8 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
+from function.config import parse_setting
+
 log = logging.getLogger(__name__)
 
 # What libmxnet.so carries: cubins for these sm_XY architectures, no PTX (checked by `make gpu-smoke`).
@@ -272,12 +274,9 @@ def pod_cpus() -> float:
 
 
 def mps_enabled(environ: Mapping[str, str] = os.environ) -> bool:
-    value = environ.get(MPS_ENV, "").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
-        return False
-    if value in ("1", "true", "yes", "on"):
-        return True
-    raise ValueError(f"{MPS_ENV} must be true or false, not {value!r}")
+    """GPU_MPS as the server's settings read it: a value the server refuses is refused here too."""
+    raw = environ.get(MPS_ENV, "")
+    return bool(parse_setting(MPS_ENV, bool, raw)) if raw else False
 
 
 def default_workers(cpus: float, gpus: int, mps: bool, per_gpu_cap: int = PER_GPU_WORKER_CAP) -> int:

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import yaml
 
+from function.config import Settings
 from tests.chart_render import CHART, CI_VALUES, by_kind, container, env, helm, render, service, values_file
 from tests.conftest import SHARED, SHIPPED, needs_shared
 
@@ -161,6 +162,17 @@ def test_default_resources_pay_for_the_workers_the_function_sizes_from_them() ->
 def test_workers_and_omp_threads_render_only_when_set() -> None:
     values = env("--set", "function.workers=3", "--set", "function.ompThreads=1")
     assert (values["WORKERS"], values["OMP_NUM_THREADS"]) == ("3", "1")
+
+
+ZERO_MEANT = ("dedupCacheBytes", "dedupTtlSeconds", "loadRetrySeconds", "shutdownTimeoutSeconds")
+
+
+@pytest.mark.parametrize("key", ZERO_MEANT)
+def test_a_zero_the_function_takes_as_meant_reaches_it(key: str) -> None:
+    """dedupCacheBytes 0 keeps no replies, and so on: left out, the function's non-zero default would apply."""
+    name = "".join(f"_{c}" if c.isupper() else c.upper() for c in key)
+    assert env("--set", f"function.{key}=0")[name] == "0"
+    assert getattr(Settings.from_env({name: "0"}), name.lower()) == 0  # the function takes it
 
 
 def test_settings_the_new_server_dropped_are_gone() -> None:

@@ -160,3 +160,12 @@ def test_a_malformed_broker_arrival_time_is_not_copied_to_the_reply() -> None:
     good = cloudevents.parse(binary(**{"ce-knativearrivaltime": "2026-11-27T21:00:00.5Z"}), SETTINGS.reply_type)
     bad = cloudevents.parse(binary(**{"ce-knativearrivaltime": "soon"}), SETTINGS.reply_type)
     assert (good.time, bad.time) == ("2026-11-27T21:00:00.5Z", None)
+
+
+@pytest.mark.parametrize(
+    ("arrival", "time"), [("2026-11-27T21:00:00.5Z", "2026-11-27T21:00:00.5Z"), ("soon", None), (5, None), ([], None)]
+)
+def test_a_structured_events_arrival_time_stands_in_for_its_time_as_in_binary_mode(arrival: object, time) -> None:
+    assert cloudevents.parse(structured(knativearrivaltime=arrival), SETTINGS.reply_type).time == time
+    given = structured(knativearrivaltime=arrival, time="2026-01-01T00:00:00Z")
+    assert cloudevents.parse(given, SETTINGS.reply_type).time == "2026-01-01T00:00:00Z"  # its own time wins

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from function.config import Settings
 from function.device import (
     ARCHITECTURES,
     PER_GPU_WORKER_CAP,
@@ -350,9 +351,12 @@ def test_mps_setting(value: str, enabled: bool) -> None:
     assert mps_enabled({"GPU_MPS": value}) is enabled
 
 
-def test_a_bad_mps_setting_is_refused() -> None:
+@pytest.mark.parametrize("value", ["maybe", "on", "off", " true"])
+def test_an_mps_setting_the_server_refuses_is_refused_here_too(value: str) -> None:
     with pytest.raises(ValueError, match="GPU_MPS"):
-        mps_enabled({"GPU_MPS": "maybe"})
+        mps_enabled({"GPU_MPS": value})
+    with pytest.raises(ValueError, match="GPU_MPS"):
+        Settings.from_env({"GPU_MPS": value})
 
 
 def write(path: Path, text: str) -> None:

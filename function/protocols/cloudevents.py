@@ -125,11 +125,13 @@ def _structured(request: Request) -> RequestEvent:
             data = parse_json(data.encode())
     else:
         raise InvalidRequest("the CloudEvent has no data")
+    arrival = document.get("knativearrivaltime")  # as in binary mode: the Broker's, if well formed
     return RequestEvent(
         *(attribute(name) for name in REQUIRED),
         structured=True,
         subject=attribute("subject", required=False),
-        time=attribute("time", required=False),
+        time=attribute("time", required=False)
+        or (arrival if isinstance(arrival, str) and _is_timestamp(arrival) else None),
         content_type=content_type,
         data=data,
     )
