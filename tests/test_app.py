@@ -352,7 +352,7 @@ def metric(client, name: str) -> float:
     for line in client.get("/metrics").data.decode().splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])
-    return 0.0
+    raise AssertionError(f"/metrics has no {name}")  # a renamed metric must not read as an unchanged 0
 
 
 def test_redelivered_cloudevent_is_answered_from_the_cache(client, jpeg: bytes) -> None:

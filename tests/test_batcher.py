@@ -94,9 +94,7 @@ def test_a_killed_worker_is_replaced_and_its_images_are_answered() -> None:
         assert batcher._workers[0] is not worker and batcher._workers[0].process.is_alive()
         await batcher.stop(30)
 
-    started_at = time.monotonic()
     asyncio.run(scenario())
-    assert time.monotonic() - started_at < 120
 
 
 def test_stop_answers_everything_accepted_then_refuses() -> None:
@@ -202,9 +200,7 @@ def test_a_worker_stopped_while_the_server_drains_is_replaced_and_its_images_ans
         batcher = await started(Batcher(settings(worker_timeout_seconds=2.0), 1))
         os.kill(batcher._workers[0].process.pid, signal.SIGSTOP)
         futures = batcher.submit([pixels(1)])
-        began = time.monotonic()
         await batcher.stop(30)  # SIGTERM while the batch is out: the drain waits for the retry
-        assert time.monotonic() - began < 30
         assert isinstance(futures[0].result(), np.ndarray)
 
     asyncio.run(scenario())

@@ -407,7 +407,15 @@ RULES = [
         "extraEnv",
         ["--set", "extraEnv[0].name=A", "--set-string", "extraEnv[0].value=5"],
     ),
-    Rule(KUBERNETES, "EnvVar.value is a string", [], "value", [], yaml="extraEnv: [{name: A, value: 5}]\n"),
+    Rule(
+        KUBERNETES,
+        "EnvVar.value is a string",
+        [],
+        "at '/extraEnv/0/value': got number, want string",
+        [],
+        yaml="extraEnv: [{name: A, value: 5}]\n",
+        ok_yaml='extraEnv: [{name: A, value: "5"}]\n',
+    ),
     # Names.
     Rule(
         SERVING_K8S,

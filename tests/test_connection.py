@@ -181,6 +181,7 @@ def test_a_client_that_reads_no_answers_is_read_no_further(server) -> None:
     sender.start()
     time.sleep(3)
     assert sent[0] < len(flood)  # the server stopped reading: the flood cannot all be sent
+    assert sender.is_alive()  # still blocked in send: the connection is open, not reset
     other, buffer = connect(server), bytearray()
     other.sendall(get("/health/readiness"))
     assert read_response(other, buffer)[0] == 200
