@@ -36,9 +36,6 @@ from function.inference_worker import Payload, WorkerState
 
 log = logging.getLogger(__name__)
 
-# A batch carries at most this many encoded bytes unless it is a single image: a few phone photos
-# (decoding ~8 ms per MB) share a forward pass, without one worker holding seconds of decoding.
-BATCH_ENCODED_BYTES = 4 << 20
 BatchObserver = Callable[[int, float, int], None]  # images, oldest wait in seconds, images still queued
 StateObserver = Callable[[list[WorkerState]], None]
 
@@ -286,13 +283,13 @@ class Batcher:
     def _take(self, share: int) -> list[_Item]:
         """The next batch: this worker's share of what waits (an equal split over the ready workers, so
         one worker never takes everything while another is about to go idle), within batch_max_size and
-        BATCH_ENCODED_BYTES; an image that crashed a worker goes alone."""
+        BATCH_MAX_BYTES of encoded images (decoding ~8 ms per MB); an image that crashed a worker goes alone."""
         share = min(self.settings.batch_max_size, share)
         first = self._queue.popleft()
         batch, size, solo = [first], first.size, first.crashes > 0
         while self._queue and not solo and len(batch) < share:
             following = self._queue[0]
-            if following.crashes or size + following.size > BATCH_ENCODED_BYTES:
+            if following.crashes or size + following.size > self.settings.batch_max_bytes:
                 break
             batch.append(self._queue.popleft())
             size += following.size

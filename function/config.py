@@ -85,6 +85,11 @@ class Settings:
     )
     # Batching.
     batch_max_size: int = _setting(32, "most images in one forward pass (larger on a GPU: the chart sets 64)")
+    batch_max_bytes: int = _setting(
+        4 << 20,
+        "most encoded image bytes in one forward pass unless it holds one image: a few phone photos share "
+        "a pass without one worker holding seconds of decoding",
+    )
     queue_max_images: int = _setting(256, "images that may wait for a worker before 429")
     worker_timeout_seconds: float = _setting(
         60.0, "a batch not answered within this ends its worker (killed, replaced; its images retried alone)"
@@ -146,6 +151,7 @@ class Settings:
             "send_timeout_seconds",
             "worker_timeout_seconds",
             "batch_max_size",
+            "batch_max_bytes",
             "queue_max_images",
             "top_k",
             "load_timeout_seconds",

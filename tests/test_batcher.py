@@ -128,26 +128,22 @@ def test_megabytes_of_images_reach_the_workers_intact() -> None:
 
 
 def test_idle_workers_split_what_waits_equally_within_the_byte_budget() -> None:
-    """Two idle workers and 9 images: batches of 5 and 4, none left waiting; photos part at the budget."""
-    from function.batcher import BATCH_ENCODED_BYTES, _Item, _Worker
-    from function.inference_worker import WorkerState
+    """Two idle workers and 9 images: batches of 5 and 4 at once, none left waiting. One worker and 8
+    photos with room for 3 in BATCH_MAX_BYTES: batches of 3, 3 and 2."""
+    photo = (DATA / "horse.jpg").read_bytes()
 
-    async def scenario() -> list[int]:
+    async def batches(workers: int, images: list, **overrides) -> tuple[list[int], list[int]]:
         sizes: list[int] = []
-        batcher = Batcher(settings(batch_max_size=32), 2, observe_batch=lambda n, w, q: sizes.append(n))
-        batcher._loop = asyncio.get_running_loop()
-        batcher._workers = [_Worker(i, None, state=WorkerState("ready", "cpu")) for i in range(2)]
-        batcher._queue.extend(_Item(pixels(i), None) for i in range(9))
-        batcher._dispatch()  # the workers have no process: the batches wait in their pending frames
-        assert not batcher._queue
-        photo = b"\xff" * (BATCH_ENCODED_BYTES // 3)
-        batcher._queue.extend(_Item(photo, None) for i in range(8))
-        assert len(batcher._take(8)) == 3  # four would pass BATCH_ENCODED_BYTES
-        for worker in batcher._workers:
-            worker.deadline.cancel()
-        return sizes
+        batcher = await started(Batcher(settings(**overrides), workers, observe_batch=lambda n, w, q: sizes.append(n)))
+        futures = batcher.submit(images)
+        at_once = list(sizes)  # what was handed out within submit
+        await asyncio.gather(*futures)
+        await batcher.stop(30)
+        return at_once, sizes
 
-    assert asyncio.run(scenario()) == [5, 4]
+    assert asyncio.run(batches(2, [pixels(i) for i in range(9)], batch_max_size=32)) == ([5, 4], [5, 4])
+    budget = {"batch_max_size": 32, "batch_max_bytes": 4 * len(photo) - 1}
+    assert asyncio.run(batches(1, [photo] * 8, **budget)) == ([3], [3, 3, 2])
 
 
 def test_a_worker_that_stops_answering_is_killed_and_its_images_answered_by_another() -> None:
