@@ -91,7 +91,7 @@ serve:
 	PORT=$(PORT) OMP_NUM_THREADS=$(OMP_NUM_THREADS) exec $(BIN)/python -m function
 
 test: install-dev helm
-	PATH="$(dir $(HELM)):$$PATH" $(BIN)/python -m pytest
+	PATH="$(abspath $(dir $(HELM))):$$PATH" $(BIN)/python -m pytest
 
 lint: install-dev
 	$(BIN)/ruff check .
@@ -123,10 +123,11 @@ soak: install-dev
 helm: $(HELM)
 
 deploy: helm
-	$(HELM) upgrade --install $(RELEASE) chart --set image.repository=$(IMAGE) --set image.tag=$(TAG)
+	$(HELM) upgrade --install $(RELEASE) chart --set image.repository=$(IMAGE) --set image.tag=$(TAG) \
+		$(if $(filter cpu,$(VARIANT)),--set gpu.enabled=false)
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(GPU_VENV) $(TOOLS) .cache .pytest_cache .ruff_cache .hypothesis *.egg-info
 
 $(TOOLS)/helm: | $(VENV)/pyvenv.cfg
 	$(BIN)/python tools/fetch_helm.py $(TOOLS)
@@ -205,17 +206,20 @@ image-tools:
 		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install --yes -qq --no-install-recommends \
 			podman runc debootstrap dpkg-dev >/dev/null)
 
-# The GPU build without a GPU (about 2.5 GB of wheels), installed and started exactly as the image
-# does: libmxnet.so's architectures checked with cuobjdump against function/device.py, then a start
-# with no driver, only LIBCUDA_FALLBACK. Not part of `make test`; .ci/run runs it after.
+# The GPU build without a GPU (about 2.5 GB of wheels), installed and started as the image does
+# (SERVING_DROPS: the packages the Dockerfile uninstalls, which serving never imports):
+# libmxnet.so's architectures checked with cuobjdump against function/device.py, then a start with
+# no driver, only LIBCUDA_FALLBACK. Not part of `make test`; .ci/run runs it after.
 GPU_VENV := .venv-gpu
 CUOBJDUMP ?= nvidia-cuda-cuobjdump==13.5.37
-gpu-smoke:
+SERVING_DROPS := opencv-python pandas matplotlib contourpy cycler fonttools kiwisolver pyparsing \
+	python-dateutil pytz tzdata
+gpu-smoke: check-python
 	$(PYTHON) -m venv $(GPU_VENV)
 	$(GPU_VENV)/bin/pip install --quiet --upgrade pip
 	$(GPU_VENV)/bin/pip install --quiet --force-reinstall --no-deps .
 	$(GPU_VENV)/bin/pip install --quiet ".[gpu]" "$(CUOBJDUMP)"
-	$(GPU_VENV)/bin/pip uninstall --yes --quiet opencv-python
+	$(GPU_VENV)/bin/pip uninstall --yes --quiet $(SERVING_DROPS)
 	$(GPU_VENV)/bin/python tools/gpu_smoke.py
 # Made once, then reused while podman still has it and the local apt source is in $(IMAGE_CACHE).
 image-base: image-tools

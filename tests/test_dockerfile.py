@@ -29,7 +29,8 @@ def test_runs_as_non_root_with_an_exec_form_entry_point_on_port() -> None:
 
 def test_variant_selects_the_extra() -> None:
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    assert "ARG VARIANT=gpu" in DOCKERFILE and '".[${VARIANT}]"' in DOCKERFILE
+    assert "ARG VARIANT=gpu" in DOCKERFILE
+    assert '*p["optional-dependencies"][sys.argv[1]]' in DOCKERFILE and '"${VARIANT}" >requirements.txt' in DOCKERFILE
     assert any(d.startswith("mxnet-cu112") for d in extras["gpu"])
     assert any(d.startswith("mxnet==") for d in extras["cpu"])
 
@@ -88,3 +89,16 @@ def test_gpu_fallback_driver_is_off_the_loader_path() -> None:
 def test_the_stub_source_reaches_the_build_context() -> None:
     assert "COPY tools/libcuda_stub.c" in DOCKERFILE
     assert "!tools/libcuda_stub.c" in (ROOT / ".dockerignore").read_text().split()
+
+
+def test_dependencies_install_before_the_code_arrives_and_gpu_smoke_drops_what_the_image_drops() -> None:
+    """A code or README change must not reinstall 2.5 GB of wheels; gpu-smoke must see the image's packages."""
+    build = DOCKERFILE[DOCKERFILE.index("AS build") : DOCKERFILE.index("AS libcuda-fallback")]
+    assert build.index("pip install --no-cache-dir -r requirements.txt") < build.index("COPY function")
+    assert build.index("COPY README.md") > build.index("-r requirements.txt") and "COPY training" not in build
+    assert "pip install --no-cache-dir --no-deps ." in build[build.index("COPY function") :]
+    dropped = re.search(r"pip uninstall --yes ((?:[\w.-]+\s*\\?\s*)+)", build).group(1).replace("\\", " ").split()
+    makefile = (ROOT / "Makefile").read_text()
+    smoke = re.search(r"^SERVING_DROPS\s*:=\s*((?:.*\\\n)*.*)$", makefile, re.MULTILINE).group(1)
+    assert sorted(dropped) == sorted(smoke.replace("\\", " ").split())
+    assert "pip uninstall --yes --quiet $(SERVING_DROPS)" in makefile
