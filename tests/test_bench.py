@@ -203,3 +203,29 @@ def test_the_report_names_the_cpu_model_and_falls_back_for_results_that_lack_it(
     assert f"CPUs, {result['machine']['processor']}, load average" in report.tables(result)
     result["machine"].update(cpu_model="AMD EPYC 7B13", cpus=2)
     assert "2 CPUs, AMD EPYC 7B13, load average" in report.tables(result)
+
+
+def test_the_targets_give_the_recorded_verdicts_and_fail_just_past_a_threshold():
+    from bench import run
+
+    result = json.loads(RESULTS.read_text())
+    verdicts = {name: met for name, (_, met) in run.targets(result).items()}
+    assert verdicts == {name: target["met"] for name, target in result["targets"].items()}
+    single = next(r for r in result["servers"][1]["runs"] if r["concurrency"] == 8)
+    single["x_best_peer"]["rps"] = 1.49
+    result["servers"][0]["cold_start_s"] = 2 * result["import_seconds"] + 0.01
+    missed = [name for name, (_, met) in run.targets(result).items() if not met]
+    assert missed == ["single view, c=8 and 32: >= 1.5x the best peer", "cold start <= 2x import time"]
+
+
+def test_each_run_is_compared_with_the_fastest_peer_at_its_concurrency():
+    from bench import run
+
+    ours = [{"runs": [{"concurrency": 8, "rps": 300.0, "p50_ms": 2.0, "p99_ms": 4.0}]}]
+    peers = [
+        {"runs": [{"concurrency": 8, "rps": 100.0, "p50_ms": 9.0, "p99_ms": 9.0}, {"concurrency": 1, "rps": 900.0}]},
+        {"runs": [{"concurrency": 8, "rps": 200.0, "p50_ms": 1.0, "p99_ms": None}]},
+    ]
+    run.compare(ours, peers)
+    assert ours[0]["runs"][0]["x_best_peer"] == {"rps": 1.5, "p50": 2.0, "p99": None}
+    assert run.median_ratio([{"x_direct": 0.9}, {"x_direct": None}, {"x_direct": 1.2}]) == 0.9
