@@ -10,6 +10,7 @@ import copy
 import json
 import os
 import posixpath
+import re
 import stat
 import subprocess
 from pathlib import Path
@@ -402,6 +403,18 @@ def test_helm_test_pod_checks_the_label_it_gets_back(tmp_path: Path, answer: str
         timeout=30,
     )
     assert (result.returncode == 0) == passes, result.stdout + result.stderr
+
+
+def test_helm_test_pod_passes_against_the_real_server_with_the_real_curl(server, tmp_path: Path) -> None:
+    """The pod's script as rendered, with only its in-cluster URL pointed at the function on 127.0.0.1."""
+    script = helm_test_pod("--set", "test.coldStartSeconds=60")["spec"]["containers"][0]
+    image_b64 = next(e["value"] for e in script["env"] if e["name"] == "IMAGE_B64")
+    body = script["args"][0].replace("/tmp/", f"{tmp_path}/")
+    body = re.sub(r'^url="[^"]*"$', f'url="{server.url}/"', body, count=1, flags=re.MULTILINE)
+    assert server.url in body
+    env = {**os.environ, "IMAGE_B64": image_b64}
+    result = subprocess.run(["/bin/sh", "-ec", body], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "label: horse" in result.stdout, result.stdout + result.stderr
 
 
 def notes(*args: str) -> str:
