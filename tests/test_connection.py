@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import uvicorn
 from uvicorn.server import ServerState
 
 from function.app import App
@@ -560,7 +561,7 @@ def test_an_answer_whose_header_would_split_the_response_goes_out_as_a_json_500(
 
     async def exchange() -> bytes:
         ours, theirs = socket.socketpair()
-        config = type("Config", (), {"timeout_keep_alive": 5})()
+        config = uvicorn.Config(None, timeout_keep_alive=5)
         protocol = protocol_class(None, Settings())(config, ServerState())
         await asyncio.get_running_loop().connect_accepted_socket(lambda: protocol, ours)
         request = _Request()
@@ -579,7 +580,7 @@ def test_an_answer_whose_header_would_split_the_response_goes_out_as_a_json_500(
 def test_an_answer_to_a_client_that_left_counts_as_499_and_one_a_refusal_answered_as_the_refusal() -> None:
     async def sent_after_close(refused: int) -> int:
         ours, theirs = socket.socketpair()
-        config = type("Config", (), {"timeout_keep_alive": 5})()
+        config = uvicorn.Config(None, timeout_keep_alive=5)
         protocol = protocol_class(None, Settings())(config, ServerState())
         await asyncio.get_running_loop().connect_accepted_socket(lambda: protocol, ours)
         request = _Request()
@@ -598,7 +599,7 @@ def test_a_refusal_whose_write_fails_at_once_counts_as_499() -> None:
     async def exchange() -> str:
         ours, theirs = socket.socketpair()
         fn = Function(Settings(device="cpu", workers=1))  # its workers are never started here
-        config = type("Config", (), {"timeout_keep_alive": 5})()
+        config = uvicorn.Config(None, timeout_keep_alive=5)
         protocol = protocol_class(App(fn), fn.settings)(config, ServerState())
         await asyncio.get_running_loop().connect_accepted_socket(lambda: protocol, ours)
         theirs.close()  # gone, and the server has not read that yet
