@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_training import make_tree
+from tests.tiny_cifar import make_tree
 from training import lr_range
 
 

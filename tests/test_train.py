@@ -1,100 +1,25 @@
-"""Training pipeline on a tiny data set made here: loaders, bad data, levers, resumption, evaluation."""
+"""training.train on a tiny data set made here: batches and targets, levers, teachers, recipes, resumption."""
 
 import argparse
 import json
 import os
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from function.cifar10 import CLASSES, NETWORK
 from function.inference import probabilities
+from tests.tiny_cifar import another_network, make_tarball, make_tree
 from training import checkpoint, evaluate, machine, train
-from training.data import DataError, load, stratified_split
-from training.evaluate import scores
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "function" / "weights" / "cifar_resnet20_v1.params"  # a real teacher
 # MXNet's threaded engine and OpenMP reductions make CPU training differ in the last bits from run to
 # run; its synchronous engine on one thread is bit-reproducible, which the resumption test needs.
 DETERMINISTIC = {"MXNET_ENGINE_TYPE": "NaiveEngine", "OMP_NUM_THREADS": "1"}
-
-
-def make_tree(root: Path, per_class: int = 4) -> Path:
-    rng = np.random.default_rng(0)
-    for index, name in enumerate(CLASSES):
-        folder = root / "train" / name
-        folder.mkdir(parents=True)
-        for i in range(per_class):
-            pixels = np.clip(rng.normal(index * 25, 10, (32, 32, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(folder / f"{i:04d}.jpg", quality=95)
-    return root / "train"
-
-
-def make_tarball(tree: Path, path: Path) -> Path:
-    with tarfile.open(path, "w:xz") as archive:
-        archive.add(tree, arcname="train")
-    return path
-
-
-def test_folder_and_tarball_give_the_same_arrays(tmp_path: Path) -> None:
-    tree = make_tree(tmp_path / "data")
-    folder = load(str(tree))
-    packed = load(str(make_tarball(tree, tmp_path / "d.tar.xz")), tmp_path / "cache")
-    assert folder.images.shape == (40, 32, 32, 3) and folder.images.dtype == np.uint8
-    assert np.array_equal(folder.images, packed.images) and np.array_equal(folder.labels, packed.labels)
-    assert sorted(set(folder.labels.tolist())) == list(range(10))
-    assert len(packed.sha256) == 64
-    cached = load(str(tmp_path / "d.tar.xz"), tmp_path / "cache")  # second read comes from the cache
-    assert list((tmp_path / "cache").glob("*.npz")) and np.array_equal(cached.images, packed.images)
-
-
-def test_empty_folder_fails_clearly(tmp_path: Path) -> None:
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="holds no files"):
-        load(str(tmp_path / "empty"))
-
-
-def test_missing_class_fails_clearly(tmp_path: Path) -> None:
-    tree = make_tree(tmp_path / "data")
-    for file in (tree / "frog").iterdir():
-        file.unlink()
-    (tree / "frog").rmdir()
-    with pytest.raises(DataError, match=r"no images for class.*frog"):
-        load(str(tree))
-
-
-def test_unknown_class_fails_clearly(tmp_path: Path) -> None:
-    tree = make_tree(tmp_path / "data")
-    (tree / "giraffe").mkdir()
-    Image.new("RGB", (32, 32)).save(tree / "giraffe" / "0.jpg")
-    with pytest.raises(DataError, match="unknown class 'giraffe'"):
-        load(str(tree))
-
-
-def test_non_image_file_fails_clearly(tmp_path: Path) -> None:
-    tree = make_tree(tmp_path / "data")
-    (tree / "cat" / "notes.txt").write_text("hello")
-    with pytest.raises(DataError, match=r"notes.txt: not an image"):
-        load(str(tree))
-    (tree / "cat" / "notes.txt").unlink()
-    (tree / "cat" / "broken.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(DataError, match=r"broken\.jpg"):
-        load(str(tree))
-
-
-def test_split_is_stratified_and_deterministic() -> None:
-    labels = np.repeat(np.arange(10), 20)
-    train_a, val_a = stratified_split(labels, 5, seed=3)
-    train_b, val_b = stratified_split(labels, 5, seed=3)
-    assert np.array_equal(val_a, val_b) and np.array_equal(train_a, train_b)
-    assert np.bincount(labels[val_a]).tolist() == [5] * 10
-    assert not set(train_a) & set(val_a) and len(train_a) + len(val_a) == 200
 
 
 def test_augment_keeps_shape_and_pixels() -> None:
@@ -149,15 +74,6 @@ def test_consistent_distillation_targets_the_teachers_softmax_of_the_students_ow
     assert not np.allclose(t.asnumpy(), 0.3 * plain + 0.7 * clean, atol=1e-2)
 
 
-def another_network(path: Path) -> Path:
-    """The shipped network with its output rows rolled by one class: a teacher that disagrees."""
-    net = evaluate.load_network(SHIPPED)
-    for param in (net.output.weight, net.output.bias):
-        param.set_data(np.roll(param.data().asnumpy(), 1, axis=0))
-    net.save_parameters(str(path))
-    return path
-
-
 def test_teachers_give_their_mean_flip_averaged_probabilities(tmp_path: Path) -> None:
     images = np.random.default_rng(0).integers(0, 255, (600, 32, 32, 3), dtype=np.uint8)  # over one 500-image chunk
     other = another_network(tmp_path / "other.params")
@@ -165,18 +81,6 @@ def test_teachers_give_their_mean_flip_averaged_probabilities(tmp_path: Path) ->
     each = [probabilities(evaluate.load_network(path), images) for path in (SHIPPED, other)]
     assert not np.allclose(each[0], each[1], atol=1e-3)
     assert soft.shape == (600, len(CLASSES)) and np.allclose(soft, (each[0] + each[1]) / 2, atol=1e-6)
-
-
-def test_evaluate_scores_an_ensemble_by_its_mean_probabilities(tmp_path: Path) -> None:
-    tree = make_tree(tmp_path / "data", per_class=4)
-    other = another_network(tmp_path / "other.params")
-    argv = ["--data", str(tree), "--split", "all", "--cache", str(tmp_path / "cache")]
-    both = evaluate.main([*argv, "--params", str(SHIPPED), "--params", str(other)])
-    dataset = load(str(tree))
-    mean = sum(probabilities(evaluate.load_network(path), dataset.images) for path in (SHIPPED, other)) / 2
-    assert both["confusion"] == scores(dataset.labels, mean.argmax(axis=1))["confusion"]
-    alone = [evaluate.main([*argv, "--params", str(path)])["confusion"] for path in (SHIPPED, other)]
-    assert both["confusion"] not in alone
 
 
 def test_learning_rate_warms_up_then_anneals() -> None:
@@ -562,23 +466,6 @@ def test_a_run_resumed_on_another_machine_counts_its_epochs_by_cpu(
     card = train.main(run)
     assert card["machine"]["cpu_model"] == "Elsewhere CPU @ 3.0GHz"  # the machine that finished the run
     assert card["machine"]["epochs_by_cpu"] == {machine.UNRECORDED: 1, here: 1, "Elsewhere CPU @ 3.0GHz": 1}
-
-
-def test_keep_needs_a_finished_epoch(tmp_path: Path) -> None:
-    (tmp_path / "run").mkdir()
-    with pytest.raises(FileNotFoundError, match="no finished epoch"):
-        checkpoint.keep(tmp_path / "run", tmp_path / "kept")
-
-
-def test_scores_match_a_hand_count() -> None:
-    labels = np.array([0, 0, 1, 1, 2])
-    predictions = np.array([0, 1, 1, 1, 0])
-    result = scores(labels, predictions)
-    assert result["accuracy"] == pytest.approx(3 / 5)
-    assert result["per_class_accuracy"]["airplane"] == 0.5
-    assert result["per_class_accuracy"]["automobile"] == 1.0
-    assert result["per_class_accuracy"]["bird"] == 0.0
-    assert result["confusion"][0][:3] == [1, 1, 0]
 
 
 def training_commands(target: str) -> dict[str, list[str]]:
