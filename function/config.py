@@ -68,7 +68,7 @@ class Settings:
         10_000, "markers, chunks or blocks an image may hold before its pixel data (413 above)"
     )
     max_jpeg_scans: int = _setting(32, "scans in a progressive JPEG (libjpeg's default progressive JPEG has 10)")
-    max_images_per_request: int = _setting(64, "most images in one request")
+    max_images_per_request: int = _setting(64, "most images in one request (at most `QUEUE_MAX_IMAGES`)")
     max_form_parts: int = _setting(16, "most parts in a multipart form (the tutorial's has one)")
     max_url_bytes: int = _setting(8192, "longest request target (path and query); longer is 414")
     max_header_bytes: int = _setting(16384, "largest total of header names and values; larger is 431")
@@ -167,6 +167,11 @@ class Settings:
             raise ConfigError(f"PORT must be a TCP port, not {self.port}")
         if not self.reply_type:
             raise ConfigError("REPLY_TYPE must not be empty")
+        if self.max_images_per_request > self.queue_max_images:  # such a request would be a 429 forever
+            raise ConfigError(
+                f"MAX_IMAGES_PER_REQUEST ({self.max_images_per_request}) must not exceed "
+                f"QUEUE_MAX_IMAGES ({self.queue_max_images}): a request that large could never be queued"
+            )
 
 
 def parse_setting(name: str, kind: object, raw: str) -> object:

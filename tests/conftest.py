@@ -162,6 +162,12 @@ class Client:
         return self.request("DELETE", path, **kwargs)
 
 
+def worker_pids(server: Server) -> list[int]:
+    """The server's inference worker processes (multiprocessing's spawn children)."""
+    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+    return [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
 @pytest.fixture
 def start_server() -> Iterator[Callable[..., Server]]:
     servers: list[Server] = []

@@ -2,12 +2,17 @@
 
 import base64
 import json
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+import requests
 
 from function.cifar10 import CLASSES
-from tests.conftest import DATA
+from tests.conftest import DATA, worker_pids
 
 
 def b64(data: bytes) -> str:
@@ -396,11 +401,26 @@ def test_request_during_a_slow_load_gets_503_with_retry_after(make_client, jpeg:
     assert int(response.headers["Retry-After"]) >= 1
 
 
-def test_full_queue_is_429_with_retry_after(make_client, jpeg: bytes) -> None:
-    client = make_client(QUEUE_MAX_IMAGES="2")
-    response = client.post("/", json={"instances": [{"b64": b64(jpeg)}] * 3})
-    assert response.status_code == 429
-    assert response.json["error"]["code"] == "overloaded" and response.headers["Retry-After"]
+def test_full_queue_is_429_with_retry_after(start_server, jpeg: bytes) -> None:
+    """The one worker held (SIGSTOP) with a batch and two images waiting: QUEUE_MAX_IMAGES=2 is full."""
+    server = start_server(QUEUE_MAX_IMAGES="2", MAX_IMAGES_PER_REQUEST="2", WORKERS="1")
+    server.wait()
+    (worker,) = worker_pids(server)
+    two = {"instances": [{"b64": b64(jpeg)}] * 2}
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            held = pool.submit(requests.post, server.url, json=two, timeout=60)
+            time.sleep(1)  # handed to the stopped worker at once: the queue is empty again
+            queued = pool.submit(requests.post, server.url, json=two, timeout=60)
+            time.sleep(1)  # waiting for the worker: the queue is full
+            response = requests.post(server.url, json={"instances": [{"b64": b64(jpeg)}]}, timeout=10)
+            os.kill(worker, signal.SIGCONT)
+            assert held.result().status_code == queued.result().status_code == 200  # nothing accepted is lost
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    assert response.status_code == 429, response.text
+    assert response.json()["error"]["code"] == "overloaded" and int(response.headers["Retry-After"]) >= 1
 
 
 def test_model_status_is_503_until_the_model_can_answer(make_client, jpeg: bytes) -> None:

@@ -112,6 +112,14 @@ def test_a_lone_surrogate_is_not_an_attribute() -> None:
         cloudevents.parse(structured(id="\udfff"), SETTINGS.reply_type)
 
 
+def test_json_data_holding_a_lone_surrogate_is_a_400_not_a_500() -> None:
+    """`"data": "\\ud800"` is valid JSON text; the JSON it holds is not UTF-8, so it is invalid JSON."""
+    event = structured(data_base64=None, data="\ud800", datacontenttype="application/json")
+    with pytest.raises(ClientError, match="not valid JSON") as refused:
+        cloudevents.parse(event, SETTINGS.reply_type)
+    assert refused.value.status == 400
+
+
 @pytest.mark.parametrize("character", ["\x00", "\n", "\x1b", "\x7f", "\x85", "\ufffe", "\U0010ffff"])
 def test_control_characters_and_noncharacters_are_not_attributes_in_either_mode(character: str) -> None:
     # source "/cam<NUL>x" with id "1" and source "/cam" with id "x<NUL>1" once shared one reply id (NUL-joined)

@@ -53,6 +53,7 @@ def test_environment_overrides_and_types() -> None:
         ({"WORKERS": "-1"}, "WORKERS"),
         ({"HEADER_TIMEOUT_SECONDS": "0"}, "HEADER_TIMEOUT_SECONDS"),
         ({"PORT": "70000"}, "PORT"),
+        ({"QUEUE_MAX_IMAGES": "10"}, r"MAX_IMAGES_PER_REQUEST \(64\) must not exceed QUEUE_MAX_IMAGES \(10\)"),
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(env: dict, message: str) -> None:

@@ -89,6 +89,14 @@ def test_pixel_limit_refuses_before_decoding() -> None:
         decode(encode(gradient("RGB", (200, 200)), "PNG"), 100 * 100)
 
 
+def test_the_pixel_limit_is_the_settings_even_above_pillows_own() -> None:
+    """Pillow refuses more than 89.5 M pixels by itself unless told not to: 90.25 M here."""
+    big = encode(Image.new("L", (9500, 9500), 128), "JPEG")
+    assert decode(big, 100_000_000).shape == (32, 32, 3)
+    with pytest.raises(ImageTooLarge, match=r"over the limit of 90000000 \(MAX_IMAGE_PIXELS\)"):
+        decode(big, 90_000_000)
+
+
 def test_decompression_bomb_png_is_refused() -> None:
     bomb = encode(Image.new("L", (20000, 20000), 0), "PNG")  # small file, 400 megapixels
     assert len(bomb) < 1_000_000

@@ -20,6 +20,12 @@ def test_b64_instances_become_encoded_images_and_arrays_become_pixels() -> None:
     assert payloads[1].dtype == np.uint8 and np.array_equal(payloads[1], pixels)
 
 
+def test_url_safe_base64_is_read_with_or_without_its_padding() -> None:
+    data = b"\xfb\xff\xfe\xd8"
+    for text in (base64.urlsafe_b64encode(data).decode(), base64.urlsafe_b64encode(data).decode().rstrip("=")):
+        assert kserve_v1.parse({"instances": [{"b64": text}]}, SETTINGS) == [data]
+
+
 @pytest.mark.parametrize(
     "document, error",
     [
@@ -36,6 +42,8 @@ def test_b64_instances_become_encoded_images_and_arrays_become_pixels() -> None:
         ({"instances": [[[["1", 2, 3]] * 32] * 32]}, InvalidRequest),
         ({"instances": [[[[1.5, 2, 3]] * 32] * 32]}, InvalidRequest),
         ({"instances": [{"b64": "aGVsbG8="}] * 65}, TooManyImages),
+        ({"instances": [{"b64": "-_8*"}]}, InvalidBase64),  # URL-safe, with a character of neither alphabet
+        ({"instances": [{"b64": "+_8A"}]}, InvalidBase64),  # the two alphabets mixed
     ],
 )
 def test_bad_documents_name_the_problem(document: object, error: type) -> None:

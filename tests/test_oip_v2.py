@@ -6,11 +6,13 @@ import struct
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from function.config import Settings
 from function.errors import ClientError, InvalidRequest
 from function.prediction import Prediction
 from function.protocols import oip_v2
+from tests.conftest import encode
 
 SETTINGS = Settings()
 IMAGE = b"\x89PNG not decoded here"
@@ -35,6 +37,16 @@ def test_binary_tensor_extension() -> None:
     raw = struct.pack("<I", len(IMAGE)) + IMAGE
     _, payloads = oip_v2.parse(document + raw, str(len(document)), SETTINGS)
     assert payloads == [IMAGE]
+
+
+def test_a_binary_image_whose_bytes_all_look_ascii_is_taken_as_it_is() -> None:
+    """A dark uncompressed BMP: every byte below 0x80, a '-' among them (pixel value 45). URL-safe base64
+    was read leniently and turned it into other bytes."""
+    bmp = encode(Image.new("RGB", (2, 4), (45, 45, 45)), "BMP", dpi=(1, 1))  # 39 pixels per metre: ASCII too
+    assert max(bmp) < 0x80 and b"-" in bmp
+    document = body(request(parameters={"binary_data_size": 4 + len(bmp)}))
+    _, payloads = oip_v2.parse(document + struct.pack("<I", len(bmp)) + bmp, str(len(document)), SETTINGS)
+    assert payloads == [bmp]
 
 
 def test_counting_stops_past_the_shape_in_binary_and_json_data() -> None:

@@ -17,7 +17,7 @@ import requests
 from PIL import Image
 
 from function.cifar10 import CLASSES
-from tests.conftest import DATA, encode
+from tests.conftest import DATA, encode, worker_pids
 
 
 def images() -> dict[str, bytes]:
@@ -391,14 +391,9 @@ def _peak_kib(pid: int) -> int:
     return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))
 
 
-def _workers_of(server) -> list[int]:
-    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
-    return [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
-
-
 def test_hostile_shapes_cost_what_a_thumbnail_costs(server) -> None:
     """Peak resident memory of the worker (VmHWM) grows by less than 100 MiB for any image within the limits."""
-    (worker,) = _workers_of(server)
+    (worker,) = worker_pids(server)
     hostile = {
         "1x1000000.png": encode(Image.new("L", (1, 1_000_000), 128), "PNG"),
         "1000000x1.png": encode(Image.new("RGB", (1_000_000, 1), (9, 90, 200)), "PNG"),

@@ -122,7 +122,7 @@ def _structured(request: Request) -> RequestEvent:
     elif "data" in document:
         data = document["data"]
         if isinstance(data, str) and _is_json(content_type):
-            data = parse_json(data.encode())
+            data = parse_json(data.encode("utf-8", "surrogatepass"))  # a lone surrogate: invalid JSON (400)
     else:
         raise InvalidRequest("the CloudEvent has no data")
     arrival = document.get("knativearrivaltime")  # as in binary mode: the Broker's, if well formed

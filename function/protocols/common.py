@@ -41,6 +41,9 @@ def parse_json(body: bytes) -> object:
         raise InvalidJSON(f"the body is not valid JSON: {str(exc)[:200]}") from exc
 
 
+_URL_SAFE = str.maketrans("-_", "+/")
+
+
 def b64decode(text: object, where: str) -> bytes:
     """Strict base64 (standard or URL-safe alphabet), optionally as a `data:` URI."""
     if not isinstance(text, str):
@@ -49,8 +52,10 @@ def b64decode(text: object, where: str) -> bytes:
         text = text.split(",", 1)[1]
     text = "".join(text.split())
     try:
-        if "-" in text or "_" in text:
-            return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        if "-" in text or "_" in text:  # the URL-safe alphabet, unpadded as it often is; as strict as the other
+            if "+" in text or "/" in text:
+                raise ValueError("the standard and the URL-safe alphabets mixed")
+            text = text.translate(_URL_SAFE) + "=" * (-len(text) % 4)
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidBase64(f"{where}: invalid base64: {exc}") from exc

@@ -115,7 +115,8 @@ def _unpack_bytes(raw: bytes, limit: int) -> list[bytes]:
 
 
 def _maybe_base64(blob: bytes) -> bytes:
-    """Binary elements may carry the image itself or its base64 text; image magic never is base64."""
+    """Binary elements may carry the image itself or its base64 text. Base64 is read strictly, so an
+    image's bytes (binary header fields, outside the alphabet) are never taken for it."""
     try:
         return b64decode(blob.decode("ascii"), "data")
     except (UnicodeDecodeError, InvalidBase64):
