@@ -66,6 +66,7 @@ class _Worker:
     opening: asyncio.Task | None = None
     deadline: asyncio.TimerHandle | None = None  # the watchdog of the batch in progress
     stopping: bool = False  # sent ("stop",): its pipe closing is expected
+    killed: bool = False  # by the watchdog: given no more batches, though a last result may still arrive
 
     def send(self, message: tuple) -> None:
         """Write one message (see `inference_worker.receive`) without blocking the event loop.
@@ -215,11 +216,11 @@ class Batcher:
         """Until some worker is ready: ask idle or failed workers to load (once per request), 503 on
         timeout or when every worker failed (a worker retries at most every `load_retry_seconds`)."""
         deadline = time.monotonic() + self.settings.load_timeout_seconds
-        asked: set[int] = set()
+        asked: set[int] = set()  # by id: a replacement keeps the index of the worker it replaces
         while not any(w.state.state == "ready" for w in self._workers):
             for worker in self._workers:
-                if worker.state.state in ("not_loaded", "failed") and worker.index not in asked:
-                    asked.add(worker.index)
+                if worker.state.state in ("not_loaded", "failed") and id(worker) not in asked:
+                    asked.add(id(worker))
                     if not worker.load_requested:
                         worker.load_requested = True
                         worker.send(("load",))
@@ -266,7 +267,7 @@ class Batcher:
         for worker in self._workers:
             if not self._queue:
                 break
-            if worker.batch is None and worker.state.state == "ready":
+            if worker.batch is None and worker.state.state == "ready" and not worker.killed:
                 batch = self._take(share)
                 batch_id = next(self._ids)
                 worker.batch = (batch_id, batch)
@@ -302,6 +303,8 @@ class Batcher:
                 worker.load_requested = False
             if worker.state.warning:
                 log.warning("worker %d: %s", worker.index, worker.state.warning)
+            if self._queue and all(w.state.state == "failed" and not w.load_requested for w in self._workers):
+                self._fail_queued(worker.state.error)
             if self.observe_states:
                 self.observe_states(self.states)
         elif message[0] == "result":
@@ -315,10 +318,22 @@ class Batcher:
         self._changed.set()
         self._dispatch()
 
+    def _fail_queued(self, error: str | None) -> None:
+        """Every worker failed to load (a replacement after a crash, say): what waits is answered 503,
+        as a new request would be, instead of waiting for a worker that will not come."""
+        refusal = Unavailable(
+            f"the model could not be loaded: {error}", retry_after=max(1, int(self.settings.load_retry_seconds))
+        )
+        while self._queue:
+            item = self._queue.popleft()
+            if not item.future.done():
+                item.future.set_result(refusal)
+
     def _overdue(self, worker: _Worker, batch_id: int) -> None:
         """The watchdog: a worker still on `batch_id` after WORKER_TIMEOUT_SECONDS is killed; its pipe
         then closes and `_lost` retries the images."""
         if worker.batch is not None and worker.batch[0] == batch_id and worker.process.is_alive():
+            worker.killed = True  # its result may already be in the pipe: no new batch goes to it
             log.error(
                 "inference worker %d has not answered a batch of %d image(s) in %g s "
                 "(WORKER_TIMEOUT_SECONDS): killing it",
@@ -357,7 +372,10 @@ class Batcher:
             self.observe_restart()
         self._workers[self._workers.index(worker)] = replacement
         if self.settings.load_mode == "first-request" and (
-            worker.state.state == "ready" or any(w.state.state == "ready" for w in self._workers)
+            worker.state.state in ("ready", "loading")
+            or worker.load_requested
+            or self._queue
+            or any(w.state.state == "ready" for w in self._workers)
         ):
             replacement.load_requested = True
             replacement.send(("load",))

@@ -11,7 +11,7 @@ from PIL import Image
 
 from function.batcher import Batcher
 from function.config import Settings
-from function.errors import InvalidImage, Overloaded
+from function.errors import InvalidImage, Overloaded, Unavailable
 from function.inference import probabilities
 from tests.conftest import DATA, SHIPPED, encode
 
@@ -213,6 +213,38 @@ def test_in_first_request_mode_the_replacement_of_a_lost_worker_loads() -> None:
         await batcher.stop(30)
 
     asyncio.run(scenario())
+
+
+def test_in_first_request_mode_a_worker_lost_while_loading_is_replaced_and_the_request_answered() -> None:
+    async def scenario() -> object:
+        batcher = Batcher(settings(load_mode="first-request", load_timeout_seconds=50.0), 1)
+        batcher.start()
+        request = asyncio.ensure_future(batcher.classify([pixels(0)]))
+        while batcher._workers[0].state.state != "loading":
+            await asyncio.sleep(0.01)
+        os.kill(batcher._workers[0].process.pid, signal.SIGKILL)
+        (result,) = await asyncio.wait_for(request, 60)  # was a 503 "still loading" after the load timeout
+        await batcher.stop(30)
+        return result
+
+    assert isinstance(asyncio.run(scenario()), np.ndarray)
+
+
+def test_images_waiting_for_a_replacement_that_cannot_load_are_answered_503(tmp_path) -> None:
+    params = tmp_path / "weights.params"
+    params.write_bytes(SHIPPED.read_bytes())
+
+    async def scenario() -> object:
+        batcher = await started(Batcher(Settings(model_params=params, worker_timeout_seconds=2.0), 1))
+        os.kill(batcher._workers[0].process.pid, signal.SIGSTOP)
+        [future] = batcher.submit([pixels(0)])  # handed to the stopped worker, killed after 2 s
+        params.unlink()  # so its replacement fails to load
+        result = await asyncio.wait_for(future, 60)  # it waited for a worker that would never come
+        await batcher.stop(5)
+        return result
+
+    result = asyncio.run(scenario())
+    assert isinstance(result, Unavailable) and "could not be loaded" in result.message, result
 
 
 def test_the_front_is_told_when_it_waits_for_a_forward_pass() -> None:
