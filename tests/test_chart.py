@@ -112,9 +112,10 @@ def check_webhook_rules(rendered: dict) -> None:
     assert set(main) <= CONTAINER_FIELDS, set(main) - CONTAINER_FIELDS
     (port,) = main["ports"]
     assert port["containerPort"] == 8080 and port["name"] in ("http1", "h2c")
-    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
-        if probe in main:
-            assert "port" not in main[probe].get("httpGet", {}), probe
+    for probe in ("readinessProbe", "livenessProbe"):  # Knative probes these through queue-proxy's port
+        assert "port" not in main[probe].get("httpGet", {}), probe
+    if "startupProbe" in main:  # left as it is by Knative (deploy.go), so it names the container port
+        assert main["startupProbe"]["httpGet"]["port"] == port["containerPort"]
     assert main["readinessProbe"]["httpGet"]["path"] == "/health/readiness"
     assert main["livenessProbe"]["httpGet"]["path"] == "/health/liveness"
     assert not {e["name"] for e in main["env"]} & RESERVED_ENV
@@ -237,8 +238,11 @@ def test_scheduling_fields_render_only_when_set() -> None:
         assert field not in plain
     spec = service("-f", str(CHART / "ci" / "gpu-scheduling-values.yaml"))["spec"]["template"]["spec"]
     assert spec["runtimeClassName"] == "nvidia" and spec["tolerations"][0]["key"] == "nvidia.com/gpu"
-    assert spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
-    assert spec["containers"][0]["startupProbe"]["httpGet"]["path"] == "/health/readiness"
+    assert spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    startup = spec["containers"][0]["startupProbe"]["httpGet"]
+    # Knative fills in the liveness probe's port, not the startup probe's (Serving deploy.go
+    # rewriteUserLivenessProbe), and Kubernetes refuses a Deployment whose probe has port 0
+    assert startup == {"path": "/health/readiness", "port": spec["containers"][0]["ports"][0]["containerPort"]}
 
 
 SUPPORTED = {"key": "nvidia.com/gpu.compute.major", "operator": "In", "values": ["5", "6", "7", "8"]}
@@ -358,6 +362,18 @@ def test_helm_test_pod_reaches_the_service_in_any_cluster_domain() -> None:
     assert "cluster.local" not in script
 
 
+def test_helm_test_pod_meets_restricted_pod_security_and_quotas_and_yields_its_uid_to_openshift(tmp_path) -> None:
+    pod = helm_test_pod()
+    (container,) = pod["spec"]["containers"]
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True and pod["spec"]["securityContext"]["runAsUser"]
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    assert set(container["resources"]) == {"requests", "limits"}  # a ResourceQuota refuses a pod without them
+    values = values_file(tmp_path / "openshift", "test:\n  podSecurityContext:\n    runAsUser: null\n")
+    result = helm("template", "cifar", str(CHART), "--show-only", "templates/tests/test-predict.yaml", "-f", values)
+    openshift = yaml.safe_load(result.stdout)["spec"]["securityContext"]
+    assert "runAsUser" not in openshift and openshift["runAsNonRoot"] is True  # restricted-v2 assigns the uid
+
+
 def test_helm_test_image_is_one_the_shipped_weights_call_a_horse() -> None:
     """The pod expects the label horse for its embedded image: the real network, the shipped weights."""
     import mxnet as mx
@@ -449,3 +465,39 @@ def test_notes_say_how_to_see_the_dead_letters() -> None:
     assert "-l serving.knative.dev/service=dead-letters" in text
     assert "knativeerrorcode" in text and "deadLetterSinkUri" in text
     assert "PT2M" in text and "delivery-timeout" in text
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (["function.maxImagesPerRequest=257"], "function.maxImagesPerRequest (257) is above function.queueMaxImages"),
+        (["timeoutSeconds=54"], "must leave 30 s for queue-proxy's drain"),
+        (["function.workerTimeoutSeconds=120"], "function.workerTimeoutSeconds (120) must be below timeoutSeconds"),
+        (["gpu.count=2", "gpu.mps=true"], "gpu.count 2 with gpu.mps"),
+    ],
+)
+def test_values_the_function_or_the_cluster_would_refuse_fail_at_render_time(values: list[str], message: str) -> None:
+    result = helm("template", "cifar", str(CHART), *(arg for value in values for arg in ("--set", value)))
+    assert result.returncode != 0 and message in result.stderr, result.stderr
+
+
+def test_values_at_those_boundaries_render() -> None:
+    for values in (
+        ["function.maxImagesPerRequest=256"],
+        ["timeoutSeconds=55", "responseStartTimeoutSeconds=55", "function.workerTimeoutSeconds=54"],
+        ["gpu.count=2"],
+        ["gpu.mps=true"],
+    ):
+        result = helm("template", "cifar", str(CHART), *(arg for value in values for arg in ("--set", value)))
+        assert result.returncode == 0, (values, result.stderr)
+
+
+def test_a_null_delivery_leaves_the_brokers(tmp_path: Path) -> None:
+    """Eventing takes a Trigger's delivery instead of the Broker's as a whole, so the default must be removable."""
+    values = values_file(tmp_path / "v", "trigger:\n  enabled: true\n  delivery: null\n")
+    (trigger,) = by_kind(render("-f", values), "Trigger")
+    assert "delivery" not in trigger["spec"]
+    (default,) = by_kind(render("--set", "trigger.enabled=true"), "Trigger")
+    assert default["spec"]["delivery"]["retry"] == 3
+    result = helm("install", "cifar", str(CHART), "--dry-run=client", "-f", values)
+    assert result.returncode == 0 and "the broker's retries, back-off and dead-letter sink apply" in result.stdout

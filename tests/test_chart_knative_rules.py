@@ -653,6 +653,20 @@ RULES = [
     ),
     Rule(
         EVENTING_DELIVERY,
+        "DeliverySpec.Validate (retryAfterMax needs delivery-retryafter)",
+        [*TRIGGER, *sets("trigger.delivery.retryAfterMax=PT30S")],
+        "knative.eventingFeatures: [delivery-retryafter]",
+        [*TRIGGER, *sets("trigger.delivery.retryAfterMax=PT30S", "knative.eventingFeatures={delivery-retryafter}")],
+    ),
+    Rule(
+        EVENTING_DELIVERY,
+        "DeliverySpec.Validate (retryAfterMax, period.Parse)",
+        [*TRIGGER, *sets("trigger.delivery.retryAfterMax=30s", "knative.eventingFeatures={delivery-retryafter}")],
+        "retryAfterMax",
+        [*TRIGGER, *sets("trigger.delivery.retryAfterMax=PT0.5S", "knative.eventingFeatures={delivery-retryafter}")],
+    ),
+    Rule(
+        EVENTING_DELIVERY,
         "DeliverySpec.Validate (timeout not zero)",
         [*TRIGGER, *sets("trigger.delivery.timeout=PT0S")],
         "timeout",

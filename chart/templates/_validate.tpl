@@ -54,6 +54,28 @@ so a message here says which cluster setting a refused value needs.
 {{- fail "autoscaling.initialScale 0 needs allow-zero-initial-scale: \"true\" in the cluster's config-autoscaler ConfigMap (namespace knative-serving), declared here as knative.allowZeroInitialScale: true; Knative's validateInitialScale refuses it otherwise" }}
 {{- end }}
 
+{{- /* The function's own rules (function/config.py validate), which would stop every pod at start. */}}
+{{- $f := $v.function }}
+{{- if gt (int64 $f.maxImagesPerRequest) (int64 $f.queueMaxImages) }}
+{{- fail (printf "function.maxImagesPerRequest (%d) is above function.queueMaxImages (%d): such a request could never be queued, and the function refuses to start with it" (int64 $f.maxImagesPerRequest) (int64 $f.queueMaxImages)) }}
+{{- end }}
+
+{{- /* Shutdown: Knative's termination grace period is timeoutSeconds (Serving deploy.go), and the
+function's SIGTERM comes only after queue-proxy's drain (pkg/queue/sharedmain drainSleepDuration, 30 s). */}}
+{{- $grace := float64 $v.timeoutSeconds }}
+{{- if lt $grace (addf 30 $f.shutdownTimeoutSeconds) }}
+{{- fail (printf "timeoutSeconds (%s) must leave 30 s for queue-proxy's drain, which comes before the function's SIGTERM, plus function.shutdownTimeoutSeconds (%s): Knative's termination grace period is timeoutSeconds" (include "cifar10.number" $v.timeoutSeconds) (include "cifar10.number" $f.shutdownTimeoutSeconds)) }}
+{{- end }}
+{{- if ge (float64 $f.workerTimeoutSeconds) $grace }}
+{{- fail (printf "function.workerTimeoutSeconds (%s) must be below timeoutSeconds (%s): a stuck worker must be replaced within a request's time" (include "cifar10.number" $f.workerTimeoutSeconds) (include "cifar10.number" $v.timeoutSeconds)) }}
+{{- end }}
+
+{{- /* GPU sharing: NVIDIA's device plugin (api/config/v1 config.go) refuses an MPS request for more than one
+share unless told not to, and shares of one GPU give no more of it. */}}
+{{- if and $v.gpu.enabled $v.gpu.mps (gt (int64 $v.gpu.count) 1) }}
+{{- fail (printf "gpu.count %d with gpu.mps: under MPS a count is shares of one GPU, not GPUs, and NVIDIA's device plugin refuses more than one (sharing.mps.failRequestsGreaterThanOne defaults to true); use gpu.count 1 and more workers" (int64 $v.gpu.count)) }}
+{{- end }}
+
 {{- /* Target: Serving pkg/reconciler/autoscaling/resources/target.go ResolveMetricTarget lowers a concurrency target to containerConcurrency. */}}
 {{- $cc := int64 $v.containerConcurrency }}
 {{- if and (eq $a.metric "concurrency") (gt $cc 0) (gt (float64 $a.target) (float64 $cc)) }}
@@ -174,7 +196,10 @@ so a message here says which cluster setting a refused value needs.
 {{- fail (printf "the Trigger's filter %s %s match the function's own reply events (type %s, source %s; their id, time, subject, requestid and requestsource vary with the request): an endless event loop; filter on something replies never carry, e.g. type %s" $filter (ternary "would" "could" (eq $match "always")) $v.function.replyType (include "cifar10.replySource" .) "dev.cifar10.classify.request") }}
 {{- end }}
 {{- end }}
-{{- with $v.trigger.delivery.deadLetterSink }}
+{{- if and ($v.trigger.delivery | default dict).retryAfterMax (not (has "delivery-retryafter" $k.eventingFeatures)) }}
+{{- fail "trigger.delivery.retryAfterMax needs Eventing's delivery-retryafter flag (config-features in namespace knative-eventing), declared here as knative.eventingFeatures: [delivery-retryafter]; Eventing's DeliverySpec.Validate refuses the field otherwise" }}
+{{- end }}
+{{- with ($v.trigger.delivery | default dict).deadLetterSink }}
 {{- if .uri }}
 {{- $uri := urlParse .uri }}
 {{- if and .ref $uri.scheme }}
