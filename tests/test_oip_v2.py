@@ -103,10 +103,43 @@ def test_render_keeps_the_id_and_only_the_outputs_asked_for() -> None:
     probabilities = np.full(10, 0.05, dtype=np.float32)
     probabilities[7] = 0.55
     document = {"id": "r1", "outputs": [{"name": "label"}]}
-    rendered = oip_v2.render(document, [Prediction(probabilities)], "cifar10")
+    rendered, binary = oip_v2.render(document, [Prediction(probabilities)], "cifar10")
+    assert binary == b""
     assert rendered == {
         "model_name": "cifar10",
         "model_version": "1",
         "id": "r1",
         "outputs": [{"name": "label", "datatype": "BYTES", "shape": [1], "data": ["horse"]}],
     }
+
+
+def test_outputs_asked_for_in_binary_follow_the_header_in_order() -> None:
+    """Triton's binary tensor extension: `binary_data` per output, `binary_data_output` for all of them."""
+    probabilities = np.full(10, 0.05, dtype=np.float32)
+    probabilities[7] = 0.55
+    predictions = [Prediction(probabilities), Prediction(np.roll(probabilities, 1))]
+    document = {"outputs": [{"name": "label", "parameters": {"binary_data": True}}, {"name": "probability"}]}
+    header, binary = oip_v2.render(document, predictions, "cifar10")
+    label, probability = header["outputs"]
+    assert label["parameters"] == {"binary_data_size": len(binary)} and "data" not in label
+    assert binary == struct.pack("<I", 5) + b"horse" + struct.pack("<I", 4) + b"ship"
+    assert probability["data"] == [0.55, 0.55] and "parameters" not in probability
+    header, binary = oip_v2.render({"parameters": {"binary_data_output": True}}, predictions, "cifar10")
+    sizes = [output["parameters"]["binary_data_size"] for output in header["outputs"]]
+    assert [o["name"] for o in header["outputs"]] == ["label", "probability", "probabilities"]
+    assert sizes == [17, 8, 80] and len(binary) == sum(sizes)
+    each = np.frombuffer(binary[25:], "<f4").reshape(2, 10)  # after the labels (17 bytes) and probability (8)
+    assert np.array_equal(each, np.stack([p.probabilities for p in predictions]))
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"parameters": {"binary_data_output": "yes"}},
+        {"outputs": [{"name": "label", "parameters": {"binary_data": 1}}]},
+        {"outputs": [{"name": "label", "parameters": []}]},
+    ],
+)
+def test_a_binary_flag_that_is_not_a_boolean_is_a_400(document: dict) -> None:
+    with pytest.raises(InvalidRequest):
+        oip_v2.requested_outputs(document)

@@ -149,6 +149,15 @@ def test_tritonclient_works_unchanged(server) -> None:
     pixels = triton.InferInput("image", [1, 32, 32, 3], "UINT8")
     pixels.set_data_from_numpy(np.zeros((1, 32, 32, 3), dtype=np.uint8))
     assert client.infer("cifar10", [pixels]).as_numpy("probability").shape == (1,)
+    # tritonclient asks for every output in binary unless told otherwise: both ways give the same figures
+    binary = client.infer("cifar10", [tensor]).get_response()["outputs"]
+    assert all("binary_data_size" in output["parameters"] and "data" not in output for output in binary)
+    as_json = [triton.InferRequestedOutput(name, binary_data=False) for name in ("label", "probabilities")]
+    both = client.infer("cifar10", [tensor]), client.infer("cifar10", [tensor], outputs=as_json)
+    assert "data" in both[1].get_response()["outputs"][0]
+    labels = [[v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("label")] for result in both]
+    assert labels[0] == labels[1] and len(labels[0]) == 2
+    assert np.allclose(both[0].as_numpy("probabilities"), both[1].as_numpy("probabilities"), atol=1e-6)
 
 
 def test_background_mode_gets_ready_without_any_request(start_server) -> None:

@@ -3,10 +3,12 @@
 One input named `image`: BYTES [N] of encoded images (base64 strings in JSON, or raw bytes with
 the binary tensor extension), or UINT8 [N,32,32,3]. Outputs: `label`, `probability`,
 `probabilities`. The body is parsed as JSON whatever its Content-Type, since tritonclient sends
-none; `Inference-Header-Content-Length` marks the binary extension that tritonclient uses. Errors
+none; `Inference-Header-Content-Length` marks the binary extension that tritonclient uses, in a
+request and in a response whose outputs are asked for in binary. Errors
 on these routes are `{"error": "<message>"}`, as the protocol prescribes.
 """
 
+import json
 import struct
 from typing import TYPE_CHECKING
 
@@ -161,52 +163,76 @@ def _flatten(data: list, limit: int) -> list:
     return flat
 
 
-def requested_outputs(document: dict) -> list[str]:
+def _flag(parameters: dict, name: str, where: str) -> bool | None:
+    value = parameters.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise InvalidRequest(f"{where}: parameter {name!r} must be true or false")
+    return value
+
+
+def requested_outputs(document: dict) -> dict[str, bool]:
+    """The outputs the request names (all when it names none), each with whether it wants it in binary:
+    its own `binary_data`, else the request's `binary_data_output` (what tritonclient sends by default)."""
+    every = bool(_flag(_object(document, "parameters", "the request"), "binary_data_output", "the request"))
     outputs = document.get("outputs")
     if outputs is None:
-        return []
+        return dict.fromkeys(OUTPUTS, every)
     if not isinstance(outputs, list):
         raise InvalidRequest('"outputs" must be a list')
-    names = []
+    wanted = {}
     for position, output in enumerate(outputs):
         if not isinstance(output, dict) or not isinstance(output.get("name"), str):
             raise InvalidRequest(f'outputs[{position}] must be an object with a string "name"')
-        names.append(output["name"])
-    return names
+        binary = _flag(_object(output, "parameters", f"outputs[{position}]"), "binary_data", f"outputs[{position}]")
+        wanted[output["name"]] = every if binary is None else binary
+    return wanted or dict.fromkeys(OUTPUTS, every)
 
 
-def render(document: dict, predictions: list[Prediction], model_name: str) -> dict:
-    """The response, limited to the outputs the request names (all of them when it names none)."""
+def render(document: dict, predictions: list[Prediction], model_name: str) -> tuple[dict, bytes]:
+    """The response header and, with Triton's binary tensor extension, the binary part: the outputs
+    asked for in binary, in order (BYTES as 4-byte little-endian lengths and bytes, FP32 little-endian)."""
     count = len(predictions)
     outputs = {
         "label": ("BYTES", [count], [p.label for p in predictions]),
-        "probability": ("FP32", [count], [round(p.probability, 6) for p in predictions]),
-        "probabilities": (
-            "FP32",
-            [count, len(CLASSES)],
-            [round(float(v), 6) for p in predictions for v in p.probabilities],
-        ),
+        "probability": ("FP32", [count], [p.probability for p in predictions]),
+        "probabilities": ("FP32", [count, len(CLASSES)], [float(v) for p in predictions for v in p.probabilities]),
     }
     wanted = requested_outputs(document)
-    response = {
-        "model_name": model_name,
-        "model_version": "1",
-        "outputs": [
-            {"name": n, "datatype": d, "shape": s, "data": v}
-            for n, (d, s, v) in outputs.items()
-            if not wanted or n in wanted
-        ],
-    }
+    rendered, binary = [], []
+    for name, (datatype, shape, values) in outputs.items():
+        if name not in wanted:
+            continue
+        output = {"name": name, "datatype": datatype, "shape": shape}
+        if wanted[name]:
+            blob = _binary(datatype, values)
+            output["parameters"] = {"binary_data_size": len(blob)}
+            binary.append(blob)
+        else:
+            output["data"] = values if datatype == "BYTES" else [round(v, 6) for v in values]
+        rendered.append(output)
+    response = {"model_name": model_name, "model_version": "1", "outputs": rendered}
     if "id" in document:
         response["id"] = document["id"]
-    return response
+    return response, b"".join(binary)
+
+
+def _binary(datatype: str, values: list) -> bytes:
+    if datatype == "BYTES":
+        return b"".join(struct.pack("<I", len(data)) + data for data in (value.encode() for value in values))
+    return np.asarray(values, dtype="<f4").tobytes()
 
 
 async def infer(request: Request, fn: "Function") -> Response:
-    """`POST /v2/models/<name>/infer`."""
+    """`POST /v2/models/<name>/infer`: JSON, or its header then the binary part when an output is
+    asked for in binary (`Inference-Header-Content-Length` says where the header ends)."""
     body = request.require_body()
     document, payloads = await parsed(body, lambda: parse(body, request.header(BINARY_HEADER), fn.settings))
-    return json_response(render(document, await fn.classify(payloads), fn.settings.model_name))
+    header, binary = render(document, await fn.classify(payloads), fn.settings.model_name)
+    if not binary:
+        return json_response(header)
+    head = json.dumps(header).encode()
+    headers = {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(len(head))}
+    return Response(200, head + binary, headers)
 
 
 async def server_metadata(request: Request, fn: "Function") -> Response:
