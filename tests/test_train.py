@@ -72,6 +72,27 @@ def test_consistent_distillation_targets_the_teachers_softmax_of_the_students_ow
     assert np.allclose(t.asnumpy(), 0.3 * plain + 0.7 * (seen[0] + seen[1]) / 2, atol=1e-5)
     clean = train.teacher_probabilities([str(SHIPPED)], images)[idx]  # not the unaugmented image's
     assert not np.allclose(t.asnumpy(), 0.3 * plain + 0.7 * clean, atol=1e-2)
+    rng = np.random.default_rng(3)  # batch-flip: the same input, and the teachers' view of its mirror too
+    x2, flipped = train.make_batch(images, labels, idx, rng, 0.1, 1.0, None, 0.7, teachers, teacher_flip=True)
+    mirrored = [mx.nd.softmax(teacher(x.flip(axis=3))).asnumpy() for teacher in teachers]
+    assert np.array_equal(x2.asnumpy(), x.asnumpy()) and not np.allclose(mirrored[0], seen[0], atol=1e-3)
+    assert np.allclose(flipped.asnumpy(), 0.3 * plain + 0.7 * (sum(seen) + sum(mirrored)) / 4, atol=1e-5)
+
+
+def test_the_split_has_its_own_seed_so_teachers_can_differ_on_the_same_validation_images(tmp_path: Path) -> None:
+    data = ["--data", str(make_tree(tmp_path / "data", per_class=4))]
+    recipe = ["--epochs", "1", "--batch-size", "8", "--val-per-class", "1"]
+    cards = {
+        name: train.main([*data, *recipe, "--out", str(tmp_path / name), *extra])
+        for name, extra in (("a", []), ("b", ["--seed", "1"]), ("c", ["--split-seed", "1"]))
+    }
+    assert cards["a"]["validation_split"] == cards["b"]["validation_split"] and cards["b"]["recipe"]["seed"] == 1
+    histories = {name: checkpoint.read_history(tmp_path / name)[0] for name in cards}
+    assert histories["a"]["train_loss"] != histories["b"]["train_loss"]  # other weights, order and crops
+    assert cards["c"]["validation_split"]["seed"] == 1 and cards["c"]["recipe"]["seed"] == 0
+    for name in cards:  # evaluate finds each run's split in its card
+        scored = evaluate.main([*data, "--params", str(tmp_path / name / "cifar_resnet20_v1.params"), "--single-view"])
+        assert scored["accuracy"] == pytest.approx(cards[name]["validation_accuracy_single_view"], abs=1e-4)
 
 
 def test_teachers_give_their_mean_flip_averaged_probabilities(tmp_path: Path) -> None:
