@@ -13,20 +13,21 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-Key = tuple[str, str]  # the request event's (source, id)
+Key = tuple[str, ...]  # the request event's (source, id), and what else changes its reply (top_k)
 ENTRY_OVERHEAD = 256  # bytes of bookkeeping counted per cached reply besides its contents
 
 
 @dataclass(frozen=True)
 class CachedReply:
-    """Only what a redelivery needs: the status and the reply's data (JSON), not its rendering, so a
-    redelivery in the other mode (binary or structured) is answered in its own mode."""
+    """Only what a redelivery needs: the status, the reply's data (JSON) and time, not its rendering, so
+    a redelivery in the other mode (binary or structured) is answered in its own mode."""
 
     status: int
     data: bytes
+    time: str | None = None  # the reply event's, chosen once (a 202 has none)
 
     def cost(self, key: Key) -> int:
-        return ENTRY_OVERHEAD + len(key[0]) + len(key[1]) + len(self.data)
+        return ENTRY_OVERHEAD + sum(map(len, key)) + len(self.data) + len(self.time or "")
 
 
 class ReplyCache:

@@ -360,6 +360,19 @@ def metric(client, name: str) -> float:
     raise AssertionError(f"/metrics has no {name}")  # a renamed metric must not read as an unchanged 0
 
 
+def test_a_redelivery_answered_from_the_cache_keeps_the_time_and_another_top_k_is_another_reply(
+    client, jpeg: bytes
+) -> None:
+    headers = cloudevent_headers(**{"ce-id": "no-time"})  # no ce-time, no knativearrivaltime: stamped once
+    first = client.post("/", data=jpeg, headers=headers, content_type="image/jpeg")
+    time.sleep(0.01)
+    again = client.post("/", data=jpeg, headers=headers, content_type="image/jpeg")
+    assert again.headers["ce-id"] == first.headers["ce-id"] and again.headers["ce-time"] == first.headers["ce-time"]
+    five = client.post("/?top_k=5", data=jpeg, headers=headers, content_type="image/jpeg")
+    assert five.headers["ce-id"] != first.headers["ce-id"]
+    assert len(five.json["top"]) == 5 and len(first.json["top"]) == 3
+
+
 def test_redelivered_cloudevent_is_answered_from_the_cache(client, jpeg: bytes) -> None:
     headers = cloudevent_headers(**{"ce-id": "retry-me"})
     first = client.post("/", data=jpeg, headers=headers, content_type="image/jpeg")

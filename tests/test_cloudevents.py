@@ -86,12 +86,24 @@ def test_the_reply_id_depends_on_the_request_not_on_who_answers() -> None:
     assert cloudevents.reply_id(SETTINGS, first) != cloudevents.reply_id(SETTINGS, other)
     another_function = Settings.from_env({"K_SERVICE": "other"})
     assert cloudevents.reply_id(another_function, first) != cloudevents.reply_id(SETTINGS, first)
+    # a Trigger asking for another top_k gets another reply: another id; the default is no other reply
+    assert cloudevents.reply_id(SETTINGS, first, SETTINGS.top_k) == cloudevents.reply_id(SETTINGS, first)
+    assert cloudevents.reply_id(SETTINGS, first, 5) != cloudevents.reply_id(SETTINGS, first)
+
+
+def test_a_reply_to_an_event_without_a_time_is_stamped_once_in_rfc_3339() -> None:
+    event = cloudevents.parse(binary(), SETTINGS.reply_type)
+    assert event.time is None
+    stamped = cloudevents.reply_time(event)
+    assert cloudevents._is_timestamp(stamped) and stamped.endswith("Z")
+    headers, _ = cloudevents.reply(event, {"label": "cat"}, SETTINGS, stamped)
+    assert headers["ce-time"] == quote(stamped, safe=cloudevents.HEADER_SAFE)  # not the SDK's own "now"
 
 
 def test_binary_reply_headers_are_percent_encoded() -> None:
     event = cloudevents.parse(binary(**{"ce-subject": "cam%C3%A9ra%20%221%22%25"}), SETTINGS.reply_type)
     assert event.subject == 'caméra "1"%'  # percent-decoded on the way in, encoded again on the way out
-    headers, body = cloudevents.reply(event, {"label": "cat"}, SETTINGS)
+    headers, body = cloudevents.reply(event, {"label": "cat"}, SETTINGS, "2026-11-28T00:00:00Z")
     assert headers["ce-subject"] == "cam%C3%A9ra %221%22%25"
     assert headers["ce-type"] == "dev.cifar10.classify.response"
     assert headers["ce-source"] == "/knative/cifar"
@@ -160,7 +172,7 @@ def test_a_time_that_is_not_rfc3339_is_refused_in_either_mode(value: str) -> Non
 )
 def test_an_rfc3339_time_is_copied_to_the_reply(value: str) -> None:
     event = cloudevents.parse(structured(time=value), SETTINGS.reply_type)
-    _, body = cloudevents.reply(event, {"label": "cat"}, SETTINGS)
+    _, body = cloudevents.reply(event, {"label": "cat"}, SETTINGS, cloudevents.reply_time(event))
     assert json.loads(body)["time"] == value
 
 

@@ -20,6 +20,7 @@ from urllib.parse import quote, unquote
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 
+from function.cifar10 import CLASSES
 from function.config import Settings
 from function.dedup import CachedReply
 from function.errors import InvalidCloudEvent, InvalidRequest, UnsupportedMediaType
@@ -210,25 +211,37 @@ def payloads(event: RequestEvent, settings: Settings) -> tuple[list[Payload], bo
     raise InvalidRequest('CloudEvent JSON data must hold "b64" or "instances"')
 
 
-def reply_id(settings: Settings, event: RequestEvent) -> str:
-    """NUL separates the parts: attributes cannot hold it (see `_checked`), nor can REPLY_SOURCE."""
-    return str(uuid.uuid5(REPLY_NAMESPACE, "\0".join((settings.reply_source, event.source, event.id))))
+def reply_id(settings: Settings, event: RequestEvent, k: int | None = None) -> str:
+    """NUL separates the parts: attributes cannot hold it (see `_checked`), nor can REPLY_SOURCE. A
+    `?top_k` other than TOP_K (a second Trigger's, say) is another reply, so it has another id."""
+    parts = (settings.reply_source, event.source, event.id)
+    if k is not None and k != min(settings.top_k, len(CLASSES)):
+        parts += (f"top_k={k}",)
+    return str(uuid.uuid5(REPLY_NAMESPACE, "\0".join(parts)))
 
 
-def reply(event: RequestEvent, data: dict, settings: Settings) -> tuple[dict[str, str], bytes]:
+def reply_time(event: RequestEvent) -> str:
+    """The request's time (or the Broker's arrival time), else now: chosen once per reply and cached
+    with it, so a redelivery answered from the cache carries the same time under the same id."""
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return event.time or now
+
+
+def reply(
+    event: RequestEvent, data: dict, settings: Settings, time: str, k: int | None = None
+) -> tuple[dict[str, str], bytes]:
     """The reply event's headers and body in the request's mode; its id derives from (source, id)."""
     attributes = {
         "type": settings.reply_type,
         "source": settings.reply_source,
-        "id": reply_id(settings, event),
+        "id": reply_id(settings, event, k),
+        "time": time,
         "datacontenttype": "application/json",
         "requestid": event.id,
         "requestsource": event.source,
     }
     if event.subject:
         attributes["subject"] = event.subject
-    if event.time:
-        attributes["time"] = event.time
     rendered = CloudEvent(attributes, data)
     if event.structured:
         headers, body = to_structured(rendered)
@@ -253,12 +266,12 @@ async def handle(request: Request, fn: "Function") -> Response:
         if not fn.settings.cloudevent_reply:
             return CachedReply(202, b"")
         data = kserve_v1.render(predictions, k, fn.device) if many else predictions[0].as_json(k, fn.device)
-        return CachedReply(200, json.dumps(data).encode())
+        return CachedReply(200, json.dumps(data).encode(), reply_time(event))
 
-    outcome, duplicate = await fn.replies.reply((event.source, event.id), compute)
+    outcome, duplicate = await fn.replies.reply((event.source, event.id, str(k)), compute)
     if duplicate:
         fn.metrics.duplicates.inc()
     if outcome.status != 200:
         return Response(outcome.status)
-    headers, body = reply(event, json.loads(outcome.data), fn.settings)
+    headers, body = reply(event, json.loads(outcome.data), fn.settings, outcome.time, k)
     return Response(200, body, headers)
