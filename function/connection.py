@@ -51,6 +51,10 @@ log = logging.getLogger("function.access")
 STATUS_LINES = {status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus}
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 HEAD_SLACK_BYTES = 1024  # the method, the version and the line ends, beside MAX_URL_BYTES and MAX_HEADER_BYTES
+# After the last answer of a connection, what the client still sends (a refused body, say) is read
+# and dropped for this long or this much before the socket closes (see `_close`).
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 1 << 20
 
 
 class _Refused(Exception):
@@ -127,6 +131,9 @@ class Connection(asyncio.Protocol):
         self.header_timer: asyncio.TimerHandle | None = None
         self.keep_alive_timer: asyncio.TimerHandle | None = None
         self.send_timer: asyncio.TimerHandle | None = None
+        self.linger_timer: asyncio.TimerHandle | None = None
+        self.lingering = False  # our side is closed: what arrives is dropped until the socket closes
+        self.lingered = 0
 
     # Transport events ---------------------------------------------------------------------------
 
@@ -158,9 +165,16 @@ class Connection(asyncio.Protocol):
         """The client closed its side (it has sent everything): answer the requests it completed,
         then close. With none, or with a body cut short, the transport closes now."""
         self.eof = True
+        if self.lingering:
+            return False
         return (self.current is not None and self.current.complete) or bool(self.waiting)
 
     def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            self.lingered += len(data)
+            if self.lingered > LINGER_BYTES:
+                self.transport.close()
+            return
         if self.parser is None or self.deferred is not None or self.upgrade:
             return  # nothing more is parsed on this connection
         self.received_any = True
@@ -191,9 +205,30 @@ class Connection(asyncio.Protocol):
         if self.send_timer is None:
             self.send_timer = self.loop.call_later(self.settings.send_timeout_seconds, self._unread_too_long)
 
+    def _ended(self) -> bool:
+        """Nothing more is written: the transport is closing, or our side is shut while it lingers."""
+        return self.lingering or self.transport.is_closing()
+
     def _close(self) -> None:
-        """Close once the answers are written; a client that does not read them is cut at the send timeout."""
-        self.transport.close()
+        """Close once the answers are written; a client that does not read them is cut at the send timeout.
+
+        Our side closes at once (a FIN after the answers), but the socket stays open for what the
+        client is still sending (a refused body, say), read and dropped for LINGER_SECONDS or
+        LINGER_BYTES: closed with those bytes unread, it would reset the connection, and Go's client
+        (queue-proxy's) then often loses the answer and reports a 502 (RFC 9112 section 9.6).
+        """
+        if self._ended():
+            return
+        if self.eof or not self.transport.can_write_eof():
+            self.transport.close()
+        else:
+            self.lingering = True
+            self._cancel_timers()  # no head is timed any more; the send timer is armed again below
+            self.transport.write_eof()
+            self.linger_timer = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+            if self.read_paused and not self.write_paused:
+                self.read_paused = False
+                self.transport.resume_reading()
         if self.transport.get_write_buffer_size():
             self._arm_send_timer()
 
@@ -335,7 +370,7 @@ class Connection(asyncio.Protocol):
 
     async def _read(self, request: _Request, limit: int, timeout: float) -> bytes:
         """The whole body: ClientGone when the client left, 413 past `limit`, 408 after `timeout`."""
-        if request.expect_continue and not self.transport.is_closing():
+        if request.expect_continue and not self._ended():
             request.expect_continue = False
             self.transport.write(CONTINUE)
         if not (request.complete or request.too_large or request.gone):
@@ -356,7 +391,7 @@ class Connection(asyncio.Protocol):
     def _write(self, request: _Request, response: Response) -> int:
         """Head and body in one write; the connection closes after it unless both sides keep it.
         Returns the status the client was sent: a refusal's that answered instead, 499 when it left."""
-        if self.transport.is_closing():
+        if self._ended():
             return request.refused or 499
         close = self.closing or not request.keep_alive or response.headers.get("Connection", "").lower() == "close"
         head = [STATUS_LINES.get(response.status) or f"HTTP/1.1 {response.status} Status\r\n".encode()]
@@ -375,7 +410,7 @@ class Connection(asyncio.Protocol):
         if request.method != "HEAD":
             head.append(response.body)
         self.transport.write(b"".join(head))
-        if self.transport.is_closing():  # the write failed at once: the client reset the connection
+        if self._ended():  # the write failed at once: the client reset the connection
             return 499
         if close:
             self.closing = True
@@ -384,11 +419,11 @@ class Connection(asyncio.Protocol):
 
     def _finished(self, request: _Request) -> None:
         self.current = None
-        if not self.transport.is_closing() and not request.complete:
+        if not self._ended() and not request.complete:
             self.closing = True  # its body is still arriving (unread): the connection cannot be reused
             self._close()
         if self.closing:
-            if not self.transport.is_closing():
+            if not self._ended():
                 self._close()
             return
         self._next()
@@ -396,7 +431,7 @@ class Connection(asyncio.Protocol):
     def _next(self) -> None:
         """The next pipelined request, or the refusal that waited for the answers before it, or wait
         for a request (reading again, under the keep-alive timeout)."""
-        if self.write_paused or self.transport.is_closing():
+        if self.write_paused or self._ended():
             return
         if self.waiting:
             self._start(self.waiting.popleft())
@@ -414,7 +449,7 @@ class Connection(asyncio.Protocol):
 
     def _idle_too_long(self) -> None:
         self.keep_alive_timer = None
-        if self.current is None and not self.transport.is_closing():
+        if self.current is None and not self._ended():
             self._close()
 
     def _pause_reading(self) -> None:
@@ -447,14 +482,14 @@ class Connection(asyncio.Protocol):
 
     def _cancel_timers(self) -> None:
         self._cancel_header_timer()
-        for timer in (self.keep_alive_timer, self.send_timer):
+        for timer in (self.keep_alive_timer, self.send_timer, self.linger_timer):
             if timer is not None:
                 timer.cancel()
-        self.keep_alive_timer = self.send_timer = None
+        self.keep_alive_timer = self.send_timer = self.linger_timer = None
 
     def _headers_late(self) -> None:
         self.header_timer = None
-        if self.transport.is_closing():
+        if self._ended():
             return
         if not self.received_any and self.current is None:
             self.transport.close()  # opened and never used: nobody to answer
@@ -465,7 +500,7 @@ class Connection(asyncio.Protocol):
     def _refuse(self, error: ClientError) -> None:
         """Answer `error` once the requests before it are answered, then close the connection."""
         self._cancel_header_timer()
-        if self.transport.is_closing():
+        if self._ended():
             return
         failing = self.parsing
         if failing is not None and failing is self.current:  # its own body is broken: this refusal is its answer
@@ -487,7 +522,7 @@ class Connection(asyncio.Protocol):
         )
         head_only = self._method_of(failing) == "HEAD"  # RFC 9110 section 9.3.2
         self.transport.write(head.encode() + (b"" if head_only else body))
-        status = 499 if self.transport.is_closing() else error.status  # the write failed at once: the client left
+        status = 499 if self._ended() else error.status  # the write failed at once: the client left
         self.closing = True
         self._close()
         if failing is not None and failing is self.current:  # the app counts it, under its route

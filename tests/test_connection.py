@@ -609,3 +609,18 @@ def test_a_refusal_whose_write_fails_at_once_counts_as_499() -> None:
 
     text = asyncio.run(exchange())
     assert re.search(r'cifar10_requests_total\{method="other",route="unmatched",status="499"\} 1.0', text), text
+
+
+def test_a_refused_upload_still_being_sent_gets_its_answer_not_a_reset(server) -> None:
+    """A 413 from Content-Length, while the client goes on sending its body as Go's client (queue-proxy's)
+    does: the server shuts its side and drops what still arrives, so the client reads the whole 413.
+    Closed with those bytes unread, the socket answered them with a reset, and the 413 could be lost."""
+    sock = connect(server)
+    sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 20000000\r\n\r\n")
+    sock.sendall(b"\xff" * 65536)
+    time.sleep(0.3)  # the 413 is written by now
+    sock.sendall(b"\xff" * 65536)  # more of the body, arriving after the answer
+    time.sleep(0.3)
+    answer = rest_until_closed(sock)  # a reset here raised ConnectionResetError
+    assert answer.startswith(b"HTTP/1.1 413") and b"MAX_BODY_BYTES" in answer
+    sock.close()
