@@ -517,11 +517,12 @@ class Connection(asyncio.Protocol):
             self.keep_alive_timer = None
         body = error_response(error, oip=self._target_path(failing).startswith("/v2")).body  # the route's shape
         head = (
-            f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\n"
-            f"content-type: application/json\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n"
-        )
+            f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\n".encode()
+            + b"".join(name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers)
+            + f"content-type: application/json\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
+        )  # default_headers: uvicorn's Date (RFC 9110 section 6.6.1: on every 4xx) and Server, if any
         head_only = self._method_of(failing) == "HEAD"  # RFC 9110 section 9.3.2
-        self.transport.write(head.encode() + (b"" if head_only else body))
+        self.transport.write(head + (b"" if head_only else body))
         status = 499 if self._ended() else error.status  # the write failed at once: the client left
         self.closing = True
         self._close()

@@ -339,6 +339,7 @@ def test_a_16_mib_request_line_is_414_as_it_arrives(server) -> None:
     sender.join()
     huge_header = requests.get(f"{server.url}/health/liveness", headers={"X-Big": "b" * 20000}, timeout=5)
     assert huge_header.status_code == 431 and huge_header.json()["error"]["code"] == "headers_too_large"
+    assert b"\r\ndate: " in answer.lower() and huge_header.headers["Date"]  # RFC 9110 6.6.1: on every 4xx
 
 
 def _send_quietly(sock: socket.socket, data: bytes) -> None:
