@@ -86,5 +86,6 @@ def match(routes: dict[str, Route], path: str, method: str, model_name: str) -> 
         raise NotFound(f"no route {template[:200]}; see GET / for the routes")
     view = route.views.get("GET" if method == "HEAD" else method)
     if view is None:
-        raise MethodNotAllowed(f"{method} is not allowed on {template}", sorted(route.views))
+        allowed = {*route.views, *(("HEAD",) if "GET" in route.views else ())}  # HEAD is served wherever GET is
+        raise MethodNotAllowed(f"{method} is not allowed on {template}", sorted(allowed))
     return route, view

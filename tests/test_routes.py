@@ -39,7 +39,10 @@ def test_an_unknown_model_and_an_unknown_path_are_404_with_their_own_message() -
 def test_a_wrong_method_is_405_naming_the_allowed_ones() -> None:
     with pytest.raises(MethodNotAllowed) as refused:
         routes.match(routes.table(Settings()), "/", "DELETE", "cifar10")
-    assert refused.value.status == 405 and refused.value.headers == {"Allow": "GET, POST"}
+    assert refused.value.status == 405 and refused.value.headers == {"Allow": "GET, HEAD, POST"}
+    with pytest.raises(MethodNotAllowed) as refused:
+        routes.match(routes.table(Settings()), "/predict", "GET", "cifar10")
+    assert refused.value.headers == {"Allow": "POST"}  # no GET there, so no HEAD either
 
 
 def test_the_model_name_setting_names_the_model_routes() -> None:
